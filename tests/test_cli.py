@@ -1,0 +1,83 @@
+"The `ttm_pref` console script end to end at the debug scale: the chain, its resumption, inference and user errors."
+import json, subprocess
+from pathlib import Path
+import pytest
+
+def ttm(*args, cwd=None):
+    return subprocess.run(['ttm_pref', *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=900)
+
+@pytest.fixture(scope='module')
+def debug_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('chain')/'run'
+    first = ttm('run', '--scale', 'debug', '--out', out)
+    assert first.returncode == 0, first.stderr
+    return out, first
+
+def _statuses(out):
+    return {r['stage']: r['status'] for r in json.loads((out/'report.json').read_text())['stages']}
+
+def test_help_lists_the_seven_subcommands():
+    res = ttm('--help')
+    assert res.returncode == 0
+    for cmd in ('run', 'params', 'infer', 'postproc', 'eval', 'reproduce', 'train'): assert cmd in res.stdout
+
+def test_chain_builds_then_skips_everything(debug_run):
+    out, _ = debug_run
+    built = _statuses(out)
+    landed = [s for s, status in built.items() if status != 'not built yet']
+    assert {'world', 'clap', 'listeners', 'baseline'} <= set(landed)
+    assert all(built[s] == 'built' for s in landed)
+    again = ttm('run', '--scale', 'debug', '--out', out)
+    assert again.returncode == 0, again.stderr
+    assert all(_statuses(out)[s] == 'skipped' for s in landed)
+    assert '0 stage(s) built' in again.stdout
+    assert (out/'report.md').read_text().startswith('# ttm_pref run at the `debug` scale')
+
+def test_infer_writes_one_wav_per_prompt_deterministically(debug_run, tmp_path):
+    import soundfile as sf
+    out, _ = debug_run
+    csv = tmp_path/'prompts.csv'
+    csv.write_text('id,caption\ncalm,A calm piano piece with soft strings\ndance,"An energetic dance track, driving drums"\n')
+    for folder in ('a', 'b'):
+        res = ttm('infer', '--run', out, '--stage', 'baseline', '--prompts', csv, '--out', tmp_path/folder, '--seed', 42)
+        assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path/'a').iterdir()) == ['calm.wav', 'dance.wav']
+    for name in ('calm.wav', 'dance.wav'): assert (tmp_path/'a'/name).read_bytes() == (tmp_path/'b'/name).read_bytes()
+    audio, sr = sf.read(tmp_path/'a'/'calm.wav')
+    assert sr == 16000 and audio.ndim == 1 and len(audio) == 16000
+    noid = tmp_path/'noid.csv'; noid.write_text('caption\nA calm piano piece\n')
+    assert ttm('infer', '--run', out, '--prompts', noid, '--out', tmp_path/'c').returncode == 0
+    assert [p.name for p in (tmp_path/'c').iterdir()] == ['0.wav']
+
+@pytest.mark.parametrize('content,stage,message', [
+    ('text\nA calm piano piece\n', 'baseline', "no 'caption' column"),
+    ('caption\nA calm piano piece\n""\n', 'baseline', 'row 2 has an empty caption'),
+    ('caption\nA calm piano piece\n', 'no_such_stage', "unknown stage 'no_such_stage'"),
+    ('caption\nA calm piano piece\n', 'crpo', 'crpo has not been built yet'),
+])
+def test_infer_user_errors_write_nothing(debug_run, tmp_path, content, stage, message):
+    out, _ = debug_run
+    csv = tmp_path/'p.csv'; csv.write_text(content)
+    res = ttm('infer', '--run', out, '--stage', stage, '--prompts', csv, '--out', tmp_path/'wav')
+    assert res.returncode == 2
+    assert res.stderr.strip().count('\n') == 0 and message in res.stderr, res.stderr
+    assert not (tmp_path/'wav').exists()
+
+@pytest.mark.parametrize('cmd', ['postproc', 'eval', 'reproduce'])
+def test_unbuilt_subcommands_exit_2(cmd):
+    res = ttm(cmd)
+    assert res.returncode == 2 and res.stderr.strip() == f'ttm_pref: error: {cmd} has not been built yet'
+
+def test_bad_arguments_are_one_line(tmp_path):
+    res = ttm('run', '--scale', 'huge', '--out', tmp_path/'x')
+    assert res.returncode == 2 and res.stderr.strip().count('\n') == 0 and 'huge' in res.stderr
+    assert not (tmp_path/'x').exists()
+    res = ttm('infer', '--run', tmp_path/'missing', '--prompts', tmp_path/'missing.csv', '--out', tmp_path/'w')
+    assert res.returncode == 2 and 'does not exist' in res.stderr
+
+def test_params_paper_is_120M():
+    res = ttm('params', '--scale', 'paper')
+    assert res.returncode == 0, res.stderr
+    total = int(res.stdout.split('total:')[1].split('(')[0].replace(',', ''))
+    assert abs(total - 120e6) / 120e6 < 0.01
+    assert 'trainable' in res.stdout and 'frozen' in res.stdout
