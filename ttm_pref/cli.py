@@ -9,7 +9,7 @@ import soundfile as sf
 from pathlib import Path
 
 from .core import RunDir, UserError, NotBuiltYet, SCALES, make_config, count_params
-from .pipeline import CHAIN, STAGES, get_stage, run_chain, load_generator
+from .pipeline import STAGES, get_stage, run_chain, load_generator
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'read_prompts', 'cmd_run', 'cmd_train', 'cmd_params', 'cmd_infer', 'write_wavs',

@@ -4,8 +4,8 @@
 
 # %% ../nbs/foundations/core.ipynb #1f6a735b
 from __future__ import annotations
-import json, os, random, shutil, tempfile, time, dataclasses
-from dataclasses import dataclass, field, asdict, fields
+import json, os, random, shutil, tempfile, time
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Callable, Iterable
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .core import RunDir, UserError, NotBuiltYet, SCALES, make_config, atomic_write_text, to_json
-from .world import ensure_world, world_key
+from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_json
+from .world import ensure_world, is_world_cached
 from .encoders import ensure_clap, ensure_second_encoder
 from .listeners import ensure_panel, ensure_preferences
 from .backbone import ensure_baseline, load_stage_model, make_codec, generate
@@ -32,13 +32,8 @@ class Stage:
         if self.done is not None: return self.done(run, scale)
         return bool(self.folder) and run.is_complete(self.folder)
 
-def _world_done(run: RunDir, scale: str) -> bool:
-    return (run.root/'cache'/f"world-{world_key(make_config('world', scale))}"/'meta.json').exists()
-
-def _preferences_done(run: RunDir, scale: str) -> bool: return run.is_complete('preferences')
-
 CHAIN = [
-    Stage('world', ensure_world, None, 'procedural music, captions, held-out prompts, reference set', _world_done),
+    Stage('world', ensure_world, None, 'procedural music, captions, held-out prompts, reference set', is_world_cached),
     Stage('clap', ensure_clap, 'clap', 'the CLAP stand-in (contrastive audio-text model)'),
     Stage('music_features', ensure_second_encoder, 'music_features', 'the MERT stand-in (second audio feature)'),
     Stage('listeners', ensure_panel, 'listeners', 'the simulated listener panel'),

@@ -27,7 +27,7 @@ __all__ = ['STEMS', 'INSTRUMENTS', 'MELODIC', 'SUSTAINED', 'MOODS', 'NOTE_NAMES'
            'synth_bass', 'upright_bass', 'electric_bass', 'note_length', 'resonator', 'voice', 'drum_hits',
            'degree_midi', 'Score', 'compose', 'render_stems', 'render', 'write_caption', 'caption_attributes',
            'caption_agrees', 'WorldConfig', 'ClipSet', 'World', 'render_batch', 'world_specs', 'world_key',
-           'make_world', 'ensure_world']
+           'world_folder', 'make_world', 'ensure_world', 'is_world_cached']
 
 # %% ../nbs/foundations/world.ipynb #c0806bbf
 STEMS = ('drums', 'bass', 'other', 'vocals')  # Demucs source order
@@ -894,6 +894,10 @@ def world_key(cfg: WorldConfig) -> str:
     "The cache key: a hash of the config's content and of the world's version."
     return hashlib.sha1((WORLD_VERSION + cfg.to_json()).encode()).hexdigest()[:16]
 
+def world_folder(cfg: WorldConfig, cache_dir: str|Path) -> Path:
+    "Where `make_world` caches the world of `cfg` under `cache_dir`."
+    return Path(cache_dir)/f'world-{world_key(cfg)}'
+
 WORLD_VERSION = 'world-v3'  # bump when rendering or captions change: old caches are then ignored
 
 # %% ../nbs/foundations/world.ipynb #3c03e64f
@@ -904,7 +908,7 @@ def make_world(cfg: WorldConfig, # sizes, clip length, seed
               ) -> World:
     "Render (or reload) the train, held-out and reference sets of a world."
     if cfg.n_heldout < 0 or cfg.n_train < 0 or cfg.n_reference < 0: raise UserError('set sizes must be >= 0')
-    folder = Path(cache_dir)/f'world-{world_key(cfg)}' if cache_dir is not None else None
+    folder = world_folder(cfg, cache_dir) if cache_dir is not None else None
     if folder is not None and (folder/'meta.json').exists():
         meta = json.loads((folder/'meta.json').read_text())
         tensors = load_file(str(folder/'audio.safetensors'))
@@ -938,3 +942,9 @@ def ensure_world(run: RunDir, # the run directory (the world is cached under `ru
                 ) -> World:
     "The world of a scale: loaded from the run's cache if rendered before, else rendered and cached."
     return make_world(make_config('world', scale), run.root/'cache')
+
+def is_world_cached(run: RunDir, # the run directory
+                    scale: str # one of `SCALES`
+                   ) -> bool:
+    "Has the world of `scale` been rendered into this run's cache?"
+    return (world_folder(make_config('world', scale), run.root/'cache')/'meta.json').exists()
