@@ -211,10 +211,23 @@ class Modulation(nn.Module):
 
 def _hidden(cfg) -> int: return int(round(cfg.width * cfg.mlp_ratio))
 
-def _attention(q, k, v, key_mask):
-    "Scaled dot-product attention; `key_mask` [N, L] True = attend."
+def _attention(q, k, v, key_mask, token=None):
+    """Scaled dot-product attention; `key_mask` [N, L] True = attend. `token` = (k [N,H,1,hd], v [N,H,1,hd], gate [H]):
+    one extra key whose softmax share is scaled by `gate` (0: exactly the attention without it)."""
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+    if token is not None:  # the sequence's attention is computed as without the token, so a closed gate changes no bit
+        k_s, v_s, gate = token
+        logits = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+        lse = logits.masked_fill(~key_mask[:, None, None, :], float('-inf')).logsumexp(-1, keepdim=True)
+        share = torch.sigmoid((q @ k_s.transpose(-1, -2)) * q.shape[-1] ** -0.5 - lse)  # the token's softmax share among all keys
+        out = out + gate[None, :, None, None] * share * (v_s - out)  # gate 1: softmax over [token; sequence]
     return out.transpose(1, 2).flatten(2)
+
+def _token_kv(qkv_heads, emb, shift, scale, heads, rope=None):
+    "Key and value [N, H, 1, hd] of one extra token `emb` [N, D] (at RoPE position -1 when `rope` is given)."
+    _, k, v = qkv_heads(emb[:, None], shift, scale, heads)
+    if rope is not None: k = apply_rope(k, rope[0][1:2], -rope[1][1:2])  # cos(-a) = cos a, sin(-a) = -sin a
+    return k, v
 
 # %% ../nbs/00_backbone.ipynb #7be0e837
 class _Stream(nn.Module):
@@ -241,12 +254,18 @@ class JointBlock(nn.Module):
         self.heads = cfg.heads
         self.txt, self.aud = _Stream(cfg), _Stream(cfg)
 
-    def forward(self, txt, aud, vec, mask, rope):
+    def forward(self, txt, aud, vec, mask, rope, token=None):
+        "`token`: an optional extra token {'emb' [N, D], 'stream': 'audio'|'text', 'gate' [H]} every query may attend to."
         mt, ma = self.txt.mod(vec), self.aud.mod(vec)  # (shift1, scale1, gate1, shift2, scale2, gate2)
         qt, kt, vt = self.txt.qkv_heads(txt, mt[0], mt[1], self.heads)
         qa, ka, va = self.aud.qkv_heads(aud, ma[0], ma[1], self.heads)
         qa, ka = apply_rope(qa, *rope), apply_rope(ka, *rope)
-        o = _attention(torch.cat([qt, qa], 2), torch.cat([kt, ka], 2), torch.cat([vt, va], 2), mask)
+        extra = None
+        if token is not None:
+            audio = token['stream'] == 'audio'
+            s, m = (self.aud, ma) if audio else (self.txt, mt)
+            extra = (*_token_kv(s.qkv_heads, token['emb'], m[0], m[1], self.heads, rope if audio else None), token['gate'])
+        o = _attention(torch.cat([qt, qa], 2), torch.cat([kt, ka], 2), torch.cat([vt, va], 2), mask, extra)
         ot, oa = o[:, :txt.shape[1]], o[:, txt.shape[1]:]
         txt = txt + mt[2][:, None] * self.txt.proj(ot)
         txt = txt + mt[5][:, None] * self.txt.mlp(modulate(self.txt.norm2(txt), mt[3], mt[4]))
@@ -268,15 +287,24 @@ class SingleBlock(nn.Module):
         self.proj = nn.Linear(d, d)
         self.mlp = TokenMLP(d, _hidden(cfg), cfg.mlp_kernel)
 
-    def forward(self, x, n_txt, vec, mask, rope):
+    def _heads(self, h, heads):
+        q, k, v = self.qkv(h).unflatten(-1, (3, heads, -1)).permute(2, 0, 3, 1, 4)
+        return self.q_norm(q), self.k_norm(k), v
+
+    def qkv_heads(self, x, shift, scale, heads): return self._heads(modulate(self.norm(x), shift, scale), heads)
+
+    def forward(self, x, n_txt, vec, mask, rope, token=None):
+        "`token`: an optional extra token, as in `JointBlock`."
         shift, scale, gate = self.mod(vec)
         h = modulate(self.norm(x), shift, scale)
-        q, k, v = self.qkv(h).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)
-        q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = self._heads(h, self.heads)
         q = torch.cat([q[:, :, :n_txt], apply_rope(q[:, :, n_txt:], *rope)], 2)
         k = torch.cat([k[:, :, :n_txt], apply_rope(k[:, :, n_txt:], *rope)], 2)
+        extra = None
+        if token is not None:
+            extra = (*_token_kv(self.qkv_heads, token['emb'], shift, scale, self.heads, rope if token['stream'] == 'audio' else None), token['gate'])
         mlp = torch.cat([self.mlp(h[:, :n_txt]), self.mlp(h[:, n_txt:])], 1)  # segments apart: a conv MLP never mixes them
-        return x + gate[:, None] * (self.proj(_attention(q, k, v, mask)) + mlp)
+        return x + gate[:, None] * (self.proj(_attention(q, k, v, mask, extra)) + mlp)
 
 # %% ../nbs/00_backbone.ipynb #a2cf5abe
 class Backbone(nn.Module):
@@ -321,20 +349,24 @@ class Backbone(nn.Module):
                 mask: torch.Tensor, # text padding mask [N, L], True = real token
                 pooled: torch.Tensor, # pooled text [N, pooled_dim]
                 extra_global: torch.Tensor|None = None, # [N, width] added to the AdaLN vector (GlobalAdaLN)
-                extra_input: torch.Tensor|None = None # [N, width] or [N, tokens, width] added to the audio tokens (InputAdd)
+                extra_input: torch.Tensor|None = None, # [N, width] or [N, tokens, width] added to the audio tokens (InputAdd)
+                input_scale: torch.Tensor|None = None, # [N, width]: audio tokens scaled by (1 + input_scale) before `extra_input` (FiLM)
+                extra_token: dict|None = None # {'emb' [N, width], 'stream': 'audio'|'text', 'gates' [blocks, heads]}: a gated extra token
                ) -> torch.Tensor:
         "The predicted velocity (noise - data) at x_t, [N, C, F]."
         n_frames = x.shape[-1]
         aud = self.audio_in(self.patchify(x))
+        if input_scale is not None: aud = aud * (1 + input_scale[:, None])
         if extra_input is not None: aud = aud + (extra_input[:, None] if extra_input.dim() == 2 else extra_input)
+        tok = lambda i: None if extra_token is None else {**extra_token, 'gate': extra_token['gates'][i]}
         txt = self.text_in(tokens)
         vec = self.global_vector(t, pooled, extra_global)
         n_txt = txt.shape[1]
         key_mask = torch.cat([mask.bool(), torch.ones(aud.shape[:2], dtype=torch.bool, device=x.device)], 1)
         rope = rope_tables(aud.shape[1], self.cfg.width // self.cfg.heads, self.cfg.rope_theta, x.device)
-        for blk in self.joint: txt, aud = blk(txt, aud, vec, key_mask, rope)
+        for i, blk in enumerate(self.joint): txt, aud = blk(txt, aud, vec, key_mask, rope, tok(i))
         h = torch.cat([txt, aud], 1)
-        for blk in self.single: h = blk(h, n_txt, vec, key_mask, rope)
+        for i, blk in enumerate(self.single): h = blk(h, n_txt, vec, key_mask, rope, tok(len(self.joint) + i))
         shift, scale = self.final_mod(vec)
         out = self.audio_out(modulate(self.final_norm(h[:, n_txt:]), shift, scale))
         return self.unpatchify(out, n_frames)
@@ -475,7 +507,9 @@ def generate(model: Backbone, # a trained backbone
              negative: str|None = None, # negative prompt (default: the null text "")
              text_encoder=None, # default: `ttm_pref.encoders.get_text_encoder()`
              batch_size: int = 64,
-             progress: bool = True) -> torch.Tensor:
+             progress: bool = True,
+             **extra # per-example conditioning for later stages, as in `sample`
+            ) -> torch.Tensor:
     "Audio [N, T] for `captions`: encode text, sample latents with guidance, decode. Deterministic for a seed."
     if isinstance(captions, str) or not len(captions): raise UserError('captions must be a non-empty list of strings')
     if text_encoder is None:
@@ -485,7 +519,7 @@ def generate(model: Backbone, # a trained backbone
     text = encode_text(text_encoder, captions, cfg)
     neg = encode_text(text_encoder, [negative] * len(captions), cfg) if negative else None
     z = sample(model, text, neg, seed=seed, steps=steps, cfg_scale=cfg_scale, batch_size=batch_size, progress=progress,
-               n_frames=codec.frames(codec.n_samples))
+               n_frames=codec.frames(codec.n_samples), **extra)
     return codec.decode(z)
 
 # %% ../nbs/00_backbone.ipynb #2a76e4f4
