@@ -81,3 +81,32 @@ def test_params_paper_is_120M():
     total = int(res.stdout.split('total:')[1].split('(')[0].replace(',', ''))
     assert abs(total - 120e6) / 120e6 < 0.01
     assert 'trainable' in res.stdout and 'frozen' in res.stdout
+
+def test_train_help_lists_the_five_heads_and_an_unknown_head_is_one_line():
+    res = ttm('train', '--stage', 'score_sft', '--help')
+    assert res.returncode == 0
+    for head in ('global_adaln', 'input_add', 'audio_prepend', 'input_film', 'text_prepend'): assert head in res.stdout
+    res = ttm('train', '--stage', 'score_sft', '--head', 'v4')
+    assert res.returncode == 2 and res.stderr.strip().count('\n') == 0 and "invalid choice: 'v4'" in res.stderr
+
+def test_chain_builds_reward_and_both_chain_heads(debug_run):
+    out, _ = debug_run
+    for folder in ('reward', 'score_sft.global_adaln', 'score_sft.input_add'): assert (out/folder/'metrics.json').exists(), folder
+    assert (out/'baseline'/'heldout.safetensors').exists()
+    reward = json.loads((out/'reward'/'metrics.json').read_text())
+    assert {'heldout_accuracy', 'ece', 'listener_spearman'} <= set(reward)
+
+def test_train_one_more_head_and_infer_with_the_knob(debug_run, tmp_path):
+    out, _ = debug_run
+    res = ttm('train', '--stage', 'score_sft', '--head', 'input_film', '--scale', 'debug', '--out', out)
+    assert res.returncode == 0, res.stderr
+    assert (out/'score_sft.input_film'/'heldout.safetensors').exists()
+    csv = tmp_path/'p.csv'; csv.write_text('caption\nA calm piano piece\n')
+    for folder, extra in (('hi', ['--score', '2']), ('lo', ['--score', '-2']), ('plain', ['--score', '2', '--no-prefix'])):
+        res = ttm('infer', '--run', out, '--stage', 'score_sft', '--head', 'input_film', '--prompts', csv, '--out', tmp_path/folder, *extra)
+        assert res.returncode == 0, res.stderr
+    assert (tmp_path/'hi'/'0.wav').read_bytes() != (tmp_path/'plain'/'0.wav').read_bytes()
+    res = ttm('infer', '--run', out, '--stage', 'score_sft', '--head', 'text_prepend', '--prompts', csv, '--out', tmp_path/'none')
+    assert res.returncode == 2 and 'not in' in res.stderr and not (tmp_path/'none').exists()
+    res = ttm('infer', '--run', out, '--stage', 'baseline', '--score', '1', '--prompts', csv, '--out', tmp_path/'b')
+    assert res.returncode == 2 and 'apply to --stage score_sft' in res.stderr

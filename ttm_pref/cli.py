@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .core import RunDir, UserError, NotBuiltYet, SCALES, make_config, count_params
 from .pipeline import STAGES, get_stage, run_chain, load_generator
+from .score_sft import SCORE_HEADS, ensure_score_sft
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'read_prompts', 'cmd_run', 'cmd_train', 'cmd_params', 'cmd_infer', 'write_wavs',
@@ -37,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--seed', type=int, default=42, help='base seed; prompt i uses seed + i')
     i.add_argument('--steps', type=int, default=25, help='Euler steps')
     i.add_argument('--cfg', type=float, default=None, help='guidance weight (default: the stage config)')
+    i.add_argument('--head', default=None, choices=list(SCORE_HEADS), help='score_sft: which score head (default global_adaln)')
+    i.add_argument('--score', type=float, default=None, help='score_sft: the reward knob s (default: the head config)')
+    i.add_argument('--no-prefix', dest='use_prefix', action='store_const', const=False, default=None,
+                   help='score_sft: no prompt prefix and no negative prompt')
     for name, text in [('postproc', 'guidance, Demucs passes and loudness normalisation of a folder of clips'),
                        ('eval', 'FAD-CLAP, CLAP score and reward of a folder of clips'),
                        ('reproduce', 'the decomposition table of the paper, stage by stage')]:
@@ -46,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--stage', required=True, help=f'one of: {", ".join(STAGES)}')
     t.add_argument('--scale', default='mini', choices=SCALES)
     t.add_argument('--out', default=None, help='run directory (default: runs/<scale>)')
+    t.add_argument('--head', default=None, choices=list(SCORE_HEADS), metavar='HEAD',
+                   help='with --stage score_sft, build this head only; one of: ' + '; '.join(f'{k} ({v})' for k, v in SCORE_HEADS.items()))
     return p
 
 # %% ../nbs/09_cli.ipynb #bcd54901
@@ -82,7 +89,12 @@ def cmd_run(args):
 
 def cmd_train(args):
     get_stage(args.stage)
-    run_chain(_default_out(args.out, args.scale), args.scale, until=args.stage)
+    if args.head is None: return run_chain(_default_out(args.out, args.scale), args.scale, until=args.stage)
+    if args.stage != 'score_sft': raise UserError('--head applies to --stage score_sft only')
+    out = _default_out(args.out, args.scale)
+    run_chain(out, args.scale, until='reward')
+    ensure_score_sft(RunDir(out), args.scale, args.head)
+    print(f'score head {args.head} is in {out}')
 
 def cmd_params(args):
     from ttm_pref.backbone import build_backbone
@@ -96,7 +108,7 @@ def _existing_run(path) -> RunDir:
 def cmd_infer(args):
     prompts = read_prompts(args.prompts)
     if args.steps < 1: raise UserError('--steps must be at least 1')
-    generator = load_generator(_existing_run(args.run), args.stage)
+    generator = load_generator(_existing_run(args.run), args.stage, args.head, args.score, args.use_prefix)
     out = Path(args.out)
     clash = [s for s, _ in prompts if (out/f'{s}.wav').exists()]
     if clash: raise UserError(f'{out} already holds {clash[0]}.wav; choose another folder')

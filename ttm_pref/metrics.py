@@ -22,7 +22,7 @@ from .listeners import ensure_panel, listener_score
 # %% auto #0
 __all__ = ['PER_CLIP', 'HELDOUT_FILE', 'HELDOUT_SEED', 'frechet_distance', 'frechet_distance_sqrtm', 'bootstrap_fad',
            'paired_test', 'EvalTools', 'eval_tools', 'Evaluation', 'evaluate_clips', 'compare', 'save_heldout',
-           'load_heldout', 'heldout_writer', 'heldout_clips']
+           'load_heldout', 'heldout_writer', 'heldout_clips', 'markdown_table']
 
 # %% ../nbs/foundations/metrics.ipynb #465776bf
 def _centred(emb, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -186,3 +186,12 @@ def heldout_clips(run: RunDir, # the run directory
         audio, settings = make()
         save_heldout(path, audio, settings)
     return load_heldout(path)
+
+# %% ../nbs/foundations/metrics.ipynb #c631dcb2
+def markdown_table(rows: list[dict], # one dict per row
+                   columns: list[str] # the keys to show, in order
+                  ) -> str:
+    "A Markdown table of `rows` (missing values left blank)."
+    fmt = lambda v: f'{v:.4g}' if isinstance(v, float) else ('' if v is None else str(v))
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+    return '\n'.join(lines + ['| ' + ' | '.join(fmt(r.get(c)) for c in columns) + ' |' for r in rows]) + '\n'

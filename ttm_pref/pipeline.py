@@ -14,6 +14,8 @@ from .world import ensure_world, is_world_cached
 from .encoders import ensure_clap, ensure_second_encoder
 from .listeners import ensure_panel, ensure_preferences
 from .backbone import ensure_baseline, load_stage_model, make_codec, generate
+from .reward import ensure_reward
+from .score_sft import ensure_chain_heads, load_score_model, generate_scored, score_folder, CHAIN_HEADS, SCORE_HEADS
 
 # %% auto #0
 __all__ = ['CHAIN', 'STAGES', 'GENERATORS', 'Stage', 'get_stage', 'run_chain', 'report_markdown', 'load_generator']
@@ -27,10 +29,18 @@ class Stage:
     folder: str|None = None  # its folder in the run directory
     what: str = ''  # one line for the report
     done: Callable[[RunDir, str], bool]|None = None  # is it complete in a run? (default: its folder is)
+    summary: Callable[[RunDir], dict]|None = None  # its headline metrics for the report (default: its folder's metrics.json)
 
     def is_done(self, run: RunDir, scale: str) -> bool:
         if self.done is not None: return self.done(run, scale)
         return bool(self.folder) and run.is_complete(self.folder)
+
+def _reward_summary(run: RunDir) -> dict:
+    m = run.load('reward')[2]
+    return {**{k: m[k] for k in ('heldout_accuracy', 'ece', 'listener_spearman')}, 'baseline': m['baseline_eval']}
+
+def _heads_done(run: RunDir, scale: str) -> bool: return all(run.is_complete(score_folder(h)) for h in CHAIN_HEADS)
+def _heads_summary(run: RunDir) -> dict: return {h: run.load(score_folder(h))[2]['eval'] for h in CHAIN_HEADS}
 
 CHAIN = [
     Stage('world', ensure_world, None, 'procedural music, captions, held-out prompts, reference set', is_world_cached),
@@ -39,8 +49,8 @@ CHAIN = [
     Stage('listeners', ensure_panel, 'listeners', 'the simulated listener panel'),
     Stage('preferences', ensure_preferences, 'preferences', "the panel's A-vs-B judgments (the reward's training data)"),
     Stage('baseline', ensure_baseline, 'baseline', 'FluxAudio-S flow-matching baseline'),
-    Stage('reward', None, 'reward', 'the TuneJury stand-in'),
-    Stage('score_sft', None, 'score_sft', 'score-conditioned SFT'),
+    Stage('reward', ensure_reward, 'reward', 'the TuneJury stand-in (and the baseline\'s held-out clips)', summary=_reward_summary),
+    Stage('score_sft', ensure_chain_heads, None, 'score-conditioned SFT: global_adaln and input_add', _heads_done, _heads_summary),
     Stage('expert_iter', None, 'expert_iter', 'expert iteration'),
     Stage('crossload', None, 'crossload', 'cross-load v1 -> v2'),
     Stage('crpo', None, 'crpo', 'CRPO preference pass'),
@@ -48,7 +58,7 @@ CHAIN = [
     Stage('eval', None, None, 'decomposition table'),
 ]
 STAGES = {s.name: s for s in CHAIN}
-GENERATORS = ('baseline',)  # stages whose checkpoint generates audio (`ttm_pref infer --stage`)
+GENERATORS = ('baseline', 'score_sft')  # stages whose checkpoint generates audio (`ttm_pref infer --stage`)
 
 def get_stage(name: str) -> Stage:
     "The stage called `name`; a `UserError` naming the known stages otherwise, `NotBuiltYet` if it has not landed."
@@ -58,8 +68,10 @@ def get_stage(name: str) -> Stage:
     return stage
 
 # %% ../nbs/08_pipeline.ipynb #5802ce09
-def _stage_metrics(run: RunDir, stage: Stage) -> dict:
-    return run.load(stage.folder)[2] if stage.folder and run.is_complete(stage.folder) else {}
+def _stage_metrics(run: RunDir, stage: Stage, scale: str) -> dict:
+    if not stage.is_done(run, scale): return {}
+    if stage.summary is not None: return stage.summary(run)
+    return run.load(stage.folder)[2] if stage.folder else {}
 
 def run_chain(out: str|Path, # the run directory
               scale: str = 'mini', # one of `SCALES`
@@ -80,7 +92,7 @@ def run_chain(out: str|Path, # the run directory
             stage.ensure(run, scale)
             rows.append({'stage': stage.name, 'status': 'skipped' if was_done else 'built',
                          'seconds': round(time.time() - t0, 2), 'what': stage.what,
-                         'metrics': _stage_metrics(run, stage)})
+                         'metrics': _stage_metrics(run, stage, scale)})
         if verbose and stage.ensure is None: print(f'[{stage.name}] not built yet')
         if stage.name == until: break
     report = {'scale': scale, 'stages': rows}
@@ -110,11 +122,22 @@ def report_markdown(report: dict) -> str:
 
 # %% ../nbs/08_pipeline.ipynb #fe5f5423
 def load_generator(run: RunDir, # a run directory holding `stage`
-                   stage: str = 'baseline' # a generating stage
+                   stage: str = 'baseline', # a generating stage
+                   head: str|None = None, # score_sft: which head (default `global_adaln`)
+                   score: float|None = None, # score_sft: the knob s (default: the head's config)
+                   use_prefix: bool|None = None # score_sft: prompt prefix and negative prompt (default: the head's config)
                   ) -> Callable:
     "A function `(captions, seed, steps, cfg_scale) -> (audio [N, T], sample rate)` for a stage's checkpoint."
     st = get_stage(stage)
     if stage not in GENERATORS: raise UserError(f'stage {stage!r} does not generate audio; generating stages: {", ".join(GENERATORS)}')
+    if stage == 'score_sft':
+        model = load_score_model(run, head or 'global_adaln'); codec = make_codec(model.cfg)
+        s = model.score_cfg.score if score is None else score
+        def gen_scored(captions: list[str], seed: int = 0, steps: int|None = None, cfg_scale: float|None = None, progress: bool = True):
+            return generate_scored(model, codec, list(captions), s, cfg_scale, seed=seed, use_prefix=use_prefix, steps=steps, progress=progress), model.cfg.sample_rate
+        return gen_scored
+    if head is not None or score is not None or use_prefix is not None:
+        raise UserError(f'--head, --score and --no-prefix apply to --stage score_sft, not {stage}')
     if not st.is_done(run, ''): raise UserError(f'stage {stage!r} is not in {run.root}; train it first: ttm_pref train --stage {stage} --out {run.root}')
     model, cfg, _ = load_stage_model(run, stage)
     codec = make_codec(cfg)
