@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['SCALES', 'CONFIGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config', 'config_from_dict',
            'seed_everything', 'atomic_write_text', 'to_json', 'RunDir', 'run_stage', 'TrainArgs', 'train_loop',
-           'project_root', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params']
+           'project_root', 'shown_path', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params']
 
 # %% ../nbs/foundations/core.ipynb #e42d64fb
 SCALES = ('debug', 'mini', 'paper')
@@ -161,7 +161,7 @@ def run_stage(run: RunDir, # where artifacts live
              ) -> tuple[dict, StageConfig, dict]:
     "Load `stage` from `run` if complete, else build it, save it atomically and return it."
     if run.is_complete(stage):
-        if verbose: print(f'[{stage}] found in {run.root}, skipped')
+        if verbose: print(f'[{stage}] found in {shown_path(run.root)}, skipped')
         return run.load(stage)
     t0 = time.time()
     tensors, config, metrics = build()
@@ -237,6 +237,14 @@ def project_root(start: str|Path = '.') -> Path:
     for p in (start, *start.parents):
         if (p/'settings.ini').exists(): return p
     return start
+
+def shown_path(path: str|Path) -> str:
+    "`path` as messages show it: relative to the project root, the current folder or the temporary folder when inside one, so no machine path leaks."
+    path = Path(path).resolve()
+    for base in (project_root(), Path.cwd(), Path(tempfile.gettempdir())):
+        try: return str(path.relative_to(base.resolve()))
+        except ValueError: pass
+    return str(path)
 
 def notebook_run(scale: str # one of `SCALES`
                 ) -> RunDir:

@@ -20,9 +20,9 @@ from .encoders import load_embedder, clap_score
 from .listeners import ensure_panel, listener_score
 
 # %% auto #0
-__all__ = ['PER_CLIP', 'HELDOUT_FILE', 'HELDOUT_SEED', 'frechet_distance', 'frechet_distance_sqrtm', 'bootstrap_fad',
+__all__ = ['PER_CLIP', 'HELDOUT_FILE', 'HELDOUT_SEED', 'MEASURES', 'frechet_distance', 'frechet_distance_sqrtm', 'bootstrap_fad',
            'paired_test', 'EvalTools', 'eval_tools', 'Evaluation', 'evaluate_clips', 'compare', 'save_heldout',
-           'load_heldout', 'heldout_writer', 'heldout_clips', 'markdown_table']
+           'load_heldout', 'heldout_writer', 'heldout_clips', 'markdown_table', 'before_after_markdown']
 
 # %% ../nbs/foundations/metrics.ipynb #465776bf
 def _centred(emb, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -195,3 +195,25 @@ def markdown_table(rows: list[dict], # one dict per row
     fmt = lambda v: f'{v:.4g}' if isinstance(v, float) else ('' if v is None else str(v))
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     return '\n'.join(lines + ['| ' + ' | '.join(fmt(r.get(c)) for c in columns) + ' |' for r in rows]) + '\n'
+
+# %% ../nbs/foundations/metrics.ipynb #40aacb09
+MEASURES = {'fad_clap': 'FAD-CLAP (lower is better)', 'clap_score': 'CLAP score', 'reward': 'reward', 'listener': 'listener score'}
+
+def before_after_markdown(before: dict, # `Evaluation.summary()` of the earlier system
+                          after: dict, # the same for the later system
+                          tests: dict, # `compare(before, after, reference)`
+                          names: tuple = ('before', 'after') # column names of the two systems
+                         ) -> str:
+    "The before/after table of two systems on the same prompts and seeds, as Markdown."
+    def value(summary, k):
+        v = f"{summary[k]:.4f}"
+        return v + (f" [{summary['fad_clap_ci'][0]:.4f}, {summary['fad_clap_ci'][1]:.4f}]" if k == 'fad_clap' else '')
+    rows = []
+    for k, label in MEASURES.items():
+        if k not in before or k not in after: continue
+        t = tests.get(k, {})
+        p = t.get('p', t.get('p_boot'))
+        rows.append({'measure': label, names[0]: value(before, k), names[1]: value(after, k),
+                     'difference': f"{t['mean_diff']:+.4f}" if t else '', '95% CI': f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]" if t else '',
+                     'p': f'{p:.2g}' + (' (bootstrap)' if 'p_boot' in t else '') if t else ''})
+    return markdown_table(rows, ['measure', names[0], names[1], 'difference', '95% CI', 'p'])

@@ -14,7 +14,7 @@ import torch
 from scipy.signal import lfilter
 from safetensors.torch import save_file, load_file
 
-from .core import StageConfig, register_config, make_config, RunDir, UserError, atomic_write_text
+from .core import StageConfig, register_config, make_config, RunDir, UserError, atomic_write_text, shown_path
 
 # %% auto #0
 __all__ = ['STEMS', 'INSTRUMENTS', 'MELODIC', 'SUSTAINED', 'MOODS', 'NOTE_NAMES', 'SCALE_STEPS', 'STYLE_TABLE', 'STYLES',
@@ -914,7 +914,7 @@ def make_world(cfg: WorldConfig, # sizes, clip length, seed
         tensors = load_file(str(folder/'audio.safetensors'))
         sets = {k: ClipSet(_dequantise(tensors[k]), meta[k]['captions'], [SongSpec.from_dict(d) for d in meta[k]['specs']])
                 for k in SPLIT_STREAMS}
-        if verbose: print(f'[world] loaded from {folder}')
+        if verbose: print(f'[world] loaded from {shown_path(folder)}')
         return World(cfg, **sets)
     t0 = time.perf_counter()
     plan = world_specs(cfg)
