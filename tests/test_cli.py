@@ -53,7 +53,7 @@ def test_infer_writes_one_wav_per_prompt_deterministically(debug_run, tmp_path):
     ('text\nA calm piano piece\n', 'baseline', "no 'caption' column"),
     ('caption\nA calm piano piece\n""\n', 'baseline', 'row 2 has an empty caption'),
     ('caption\nA calm piano piece\n', 'no_such_stage', "unknown stage 'no_such_stage'"),
-    ('caption\nA calm piano piece\n', 'crpo', 'crpo has not been built yet'),
+    ('caption\nA calm piano piece\n', 'postproc', 'postproc has not been built yet'),
 ])
 def test_infer_user_errors_write_nothing(debug_run, tmp_path, content, stage, message):
     out, _ = debug_run
@@ -109,4 +109,19 @@ def test_train_one_more_head_and_infer_with_the_knob(debug_run, tmp_path):
     res = ttm('infer', '--run', out, '--stage', 'score_sft', '--head', 'text_prepend', '--prompts', csv, '--out', tmp_path/'none')
     assert res.returncode == 2 and 'not in' in res.stderr and not (tmp_path/'none').exists()
     res = ttm('infer', '--run', out, '--stage', 'baseline', '--score', '1', '--prompts', csv, '--out', tmp_path/'b')
-    assert res.returncode == 2 and 'apply to --stage score_sft' in res.stderr
+    assert res.returncode == 2 and 'apply to the score-conditioned stages' in res.stderr
+
+@pytest.mark.parametrize('stage', ['expert_iter', 'crossload', 'crpo'])
+def test_infer_from_each_refinement(debug_run, tmp_path, stage):
+    out, _ = debug_run
+    assert (out/stage/'heldout.safetensors').exists()
+    csv = tmp_path/'p.csv'; csv.write_text('id,caption\ncalm,A calm piano piece\n')
+    res = ttm('infer', '--run', out, '--stage', stage, '--prompts', csv, '--out', tmp_path/'wav', '--score', '0.5')
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path/'wav'/'calm.wav').exists()
+
+def test_train_a_refinement_on_an_existing_run(debug_run):
+    out, _ = debug_run
+    res = ttm('train', '--stage', 'crpo', '--scale', 'debug', '--out', out)
+    assert res.returncode == 0, res.stderr
+    assert '[crpo] found in' in res.stdout

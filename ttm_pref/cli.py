@@ -39,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--steps', type=int, default=25, help='Euler steps')
     i.add_argument('--cfg', type=float, default=None, help='guidance weight (default: the stage config)')
     i.add_argument('--head', default=None, choices=list(SCORE_HEADS), help='score_sft: which score head (default global_adaln)')
-    i.add_argument('--score', type=float, default=None, help='score_sft: the reward knob s (default: the head config)')
+    i.add_argument('--score', type=float, default=None, help='score_sft, expert_iter, crossload, crpo: the reward knob s (default: the stage config)')
     i.add_argument('--no-prefix', dest='use_prefix', action='store_const', const=False, default=None,
-                   help='score_sft: no prompt prefix and no negative prompt')
+                   help='score-conditioned stages: no prompt prefix and no negative prompt')
     for name, text in [('postproc', 'guidance, Demucs passes and loudness normalisation of a folder of clips'),
                        ('eval', 'FAD-CLAP, CLAP score and reward of a folder of clips'),
                        ('reproduce', 'the decomposition table of the paper, stage by stage')]:

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['SCALES', 'CONFIGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config', 'config_from_dict',
-           'seed_everything', 'atomic_write_text', 'to_json', 'RunDir', 'run_stage', 'TrainArgs', 'train_loop',
-           'project_root', 'shown_path', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params']
+           'seed_everything', 'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'RunDir', 'run_stage',
+           'TrainArgs', 'train_loop', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params']
 
 # %% ../nbs/foundations/core.ipynb #e42d64fb
 SCALES = ('debug', 'mini', 'paper')
@@ -100,6 +100,22 @@ def _jsonable(o):
     raise TypeError(f'{type(o).__name__} is not JSON serialisable')
 
 def to_json(o) -> str: return json.dumps(o, indent=2, default=_jsonable)
+
+# %% ../nbs/foundations/core.ipynb #b8d2f3e1
+def project_root(start: str|Path = '.') -> Path:
+    "The nearest folder at or above `start` that holds `settings.ini` (else `start` itself)."
+    start = Path(start).resolve()
+    for p in (start, *start.parents):
+        if (p/'settings.ini').exists(): return p
+    return start
+
+def shown_path(path: str|Path) -> str:
+    "`path` as messages show it: relative to the project root, the current folder or the temporary folder when inside one, so no machine path leaks."
+    path = Path(path).resolve()
+    for base in (project_root(), Path.cwd(), Path(tempfile.gettempdir())):
+        try: return str(path.relative_to(base.resolve()))
+        except ValueError: pass
+    return str(path)
 
 # %% ../nbs/foundations/core.ipynb #a5c2564a
 class RunDir:
@@ -231,21 +247,6 @@ def train_loop(model: torch.nn.Module, # trained in place
     return losses
 
 # %% ../nbs/foundations/core.ipynb #5de24298
-def project_root(start: str|Path = '.') -> Path:
-    "The nearest folder at or above `start` that holds `settings.ini` (else `start` itself)."
-    start = Path(start).resolve()
-    for p in (start, *start.parents):
-        if (p/'settings.ini').exists(): return p
-    return start
-
-def shown_path(path: str|Path) -> str:
-    "`path` as messages show it: relative to the project root, the current folder or the temporary folder when inside one, so no machine path leaks."
-    path = Path(path).resolve()
-    for base in (project_root(), Path.cwd(), Path(tempfile.gettempdir())):
-        try: return str(path.relative_to(base.resolve()))
-        except ValueError: pass
-    return str(path)
-
 def notebook_run(scale: str # one of `SCALES`
                 ) -> RunDir:
     "The shared run directory of `scale`: `$TTM_PREF_RUNS/<scale>`, else `runs/<scale>` at the project root."

@@ -15,7 +15,10 @@ from .encoders import ensure_clap, ensure_second_encoder
 from .listeners import ensure_panel, ensure_preferences
 from .backbone import ensure_baseline, load_stage_model, make_codec, generate
 from .reward import ensure_reward
-from .score_sft import ensure_chain_heads, load_score_model, generate_scored, score_folder, CHAIN_HEADS, SCORE_HEADS
+from .score_sft import ensure_chain_heads, load_score_model, load_scored, generate_scored, score_folder, CHAIN_HEADS
+from .expert_iter import ensure_expert_iter
+from .crossload import ensure_crossload
+from .crpo import ensure_crpo
 
 # %% auto #0
 __all__ = ['CHAIN', 'STAGES', 'GENERATORS', 'Stage', 'get_stage', 'run_chain', 'report_markdown', 'load_generator']
@@ -42,6 +45,13 @@ def _reward_summary(run: RunDir) -> dict:
 def _heads_done(run: RunDir, scale: str) -> bool: return all(run.is_complete(score_folder(h)) for h in CHAIN_HEADS)
 def _heads_summary(run: RunDir) -> dict: return {h: run.load(score_folder(h))[2]['eval'] for h in CHAIN_HEADS}
 
+def _eval_summary(folder: str) -> Callable[[RunDir], dict]:
+    "The held-out table row of a generating stage, and the p-values of its paired tests against the previous row."
+    def summary(run: RunDir) -> dict:
+        m = run.load(folder)[2]
+        return {**m['eval'], 'p_vs_previous': {k: v.get('p', v.get('p_boot')) for k, v in m['vs_previous'].items()}}
+    return summary
+
 CHAIN = [
     Stage('world', ensure_world, None, 'procedural music, captions, held-out prompts, reference set', is_world_cached),
     Stage('clap', ensure_clap, 'clap', 'the CLAP stand-in (contrastive audio-text model)'),
@@ -51,14 +61,14 @@ CHAIN = [
     Stage('baseline', ensure_baseline, 'baseline', 'FluxAudio-S flow-matching baseline'),
     Stage('reward', ensure_reward, 'reward', 'the TuneJury stand-in (and the baseline\'s held-out clips)', summary=_reward_summary),
     Stage('score_sft', ensure_chain_heads, None, 'score-conditioned SFT: global_adaln and input_add', _heads_done, _heads_summary),
-    Stage('expert_iter', None, 'expert_iter', 'expert iteration'),
-    Stage('crossload', None, 'crossload', 'cross-load v1 -> v2'),
-    Stage('crpo', None, 'crpo', 'CRPO preference pass'),
+    Stage('expert_iter', ensure_expert_iter, 'expert_iter', 'expert iteration on the global_adaln model', summary=_eval_summary('expert_iter')),
+    Stage('crossload', ensure_crossload, 'crossload', 'Row 3: expert iteration cross-loaded v1 -> v2', summary=_eval_summary('crossload')),
+    Stage('crpo', ensure_crpo, 'crpo', 'CRPO preference pass', summary=_eval_summary('crpo')),
     Stage('postproc', None, None, 'guidance, Demucs, loudness'),
     Stage('eval', None, None, 'decomposition table'),
 ]
 STAGES = {s.name: s for s in CHAIN}
-GENERATORS = ('baseline', 'score_sft')  # stages whose checkpoint generates audio (`ttm_pref infer --stage`)
+GENERATORS = ('baseline', 'score_sft', 'expert_iter', 'crossload', 'crpo')  # stages whose checkpoint generates audio (`ttm_pref infer --stage`)
 
 def get_stage(name: str) -> Stage:
     "The stage called `name`; a `UserError` naming the known stages otherwise, `NotBuiltYet` if it has not landed."
@@ -130,14 +140,17 @@ def load_generator(run: RunDir, # a run directory holding `stage`
     "A function `(captions, seed, steps, cfg_scale) -> (audio [N, T], sample rate)` for a stage's checkpoint."
     st = get_stage(stage)
     if stage not in GENERATORS: raise UserError(f'stage {stage!r} does not generate audio; generating stages: {", ".join(GENERATORS)}')
-    if stage == 'score_sft':
-        model = load_score_model(run, head or 'global_adaln'); codec = make_codec(model.cfg)
+    if head is not None and stage != 'score_sft': raise UserError(f'--head applies to --stage score_sft, not {stage}')
+    if stage != 'baseline':
+        if stage != 'score_sft' and not st.is_done(run, ''): raise UserError(f'stage {stage!r} is not in {run.root}; train it first: ttm_pref train --stage {stage} --out {run.root}')
+        model = load_score_model(run, head or 'global_adaln') if stage == 'score_sft' else load_scored(run, stage)
+        codec = make_codec(model.cfg)
         s = model.score_cfg.score if score is None else score
         def gen_scored(captions: list[str], seed: int = 0, steps: int|None = None, cfg_scale: float|None = None, progress: bool = True):
             return generate_scored(model, codec, list(captions), s, cfg_scale, seed=seed, use_prefix=use_prefix, steps=steps, progress=progress), model.cfg.sample_rate
         return gen_scored
-    if head is not None or score is not None or use_prefix is not None:
-        raise UserError(f'--head, --score and --no-prefix apply to --stage score_sft, not {stage}')
+    if score is not None or use_prefix is not None:
+        raise UserError(f'--score and --no-prefix apply to the score-conditioned stages, not {stage}')
     if not st.is_done(run, ''): raise UserError(f'stage {stage!r} is not in {run.root}; train it first: ttm_pref train --stage {stage} --out {run.root}')
     model, cfg, _ = load_stage_model(run, stage)
     codec = make_codec(cfg)
