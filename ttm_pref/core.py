@@ -166,7 +166,7 @@ class RunDir:
         return (load_file(str(p/'model.safetensors')), config_from_dict(json.loads((p/'config.json').read_text())),
                 json.loads((p/'metrics.json').read_text()))
 
-    def __repr__(self): return f'RunDir({str(self.root)!r}, complete={self.completed()})'
+    def __repr__(self): return f'RunDir({shown_path(self.root)!r}, complete={self.completed()})'
 
 # %% ../nbs/foundations/core.ipynb #65720650
 def run_stage(run: RunDir, # where artifacts live

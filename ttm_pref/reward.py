@@ -27,9 +27,9 @@ from .backbone import ensure_baseline, make_codec, generate
 # %% auto #0
 __all__ = ['GEN_PAIR_KINDS', 'RewardConfig', 'RewardFeatures', 'reward_features', 'RewardModel', 'bt_loss', 'PairData',
            'generated_pairs', 'panel_labels', 'split_by_prompt', 'pair_inputs', 'pair_margins', 'train_reward',
-           'pairwise_accuracy', 'calibration_bins', 'best_of_n', 'anchor_calibration', 'Reward', 'baseline_heldout',
-           'preference_bank', 'heldout_agreement', 'anchor_study', 'ensure_reward', 'reward_from_state',
-           'reward_scores', 'scored_degraded_renders', 'ensure_best_of_n', 'plot_best_of_n']
+           'pairwise_accuracy', 'accuracy_by_kind', 'calibration_bins', 'best_of_n', 'anchor_calibration', 'Reward',
+           'baseline_heldout', 'preference_bank', 'heldout_agreement', 'anchor_study', 'ensure_reward',
+           'reward_from_state', 'reward_scores', 'scored_degraded_renders', 'ensure_best_of_n', 'plot_best_of_n']
 
 # %% ../nbs/01_reward.ipynb #a115b99a
 @register_config('reward',
@@ -216,13 +216,18 @@ def train_reward(cfg: RewardConfig, # network and training settings
     hist['best_epoch'] = int(np.argmin(hist['val'])) + 1
     return model.eval(), hist
 
-# %% ../nbs/01_reward.ipynb #048eaaa5
+# %% ../nbs/01_reward.ipynb #2e7ca7d9
 def pairwise_accuracy(margin, # r_A - r_B [P]
                       label # 1, 0 or 0.5 [P]
                      ) -> float:
     "Share of decided pairs (label 0 or 1) the reward orders as the judges did."
     m, l = np.asarray(margin), np.asarray(label); dec = l != 0.5
     return float(((m[dec] > 0) == (l[dec] == 1)).mean())
+
+def accuracy_by_kind(margin, label, kind) -> dict:
+    "`pairwise_accuracy` within each kind of pair that has a decided judgment."
+    margin, label, kind = np.asarray(margin), np.asarray(label), np.asarray(kind)
+    return {k: pairwise_accuracy(margin[kind == k], label[kind == k]) for k in np.unique(kind) if (label[kind == k] != 0.5).any()}
 
 def calibration_bins(margin, label, n_bins: int = 10) -> dict:
     "Reliability of the decided pairs: per confidence bin, its mean confidence, accuracy and count; and the ECE."
@@ -272,7 +277,7 @@ def anchor_calibration(margin, # [P] reward margins r_A - r_B
     res = minimize(nll, np.zeros(len(free)), jac=True, method='L-BFGS-B')
     return offsets(res.x)
 
-# %% ../nbs/01_reward.ipynb #d03c0d60
+# %% ../nbs/01_reward.ipynb #81dac282
 class Reward:
     "A trained reward with its features: `reward(audio, captions)` -> [N] scores (numpy)."
     def __init__(self, model: RewardModel, features: RewardFeatures, cfg: RewardConfig, metrics: dict|None = None):
@@ -392,8 +397,7 @@ def ensure_reward(run: RunDir, # the run directory (stage folder 'reward')
         metrics = {'heldout_accuracy': pairwise_accuracy(margin, data.label[test]), 'ece': calib['ece'],
                    'listener_spearman': agree['spearman']['all'], 'spearman_by_kind': agree['spearman'],
                    'reward_mean_by_kind': agree['reward_mean'], 'listener_mean_by_kind': agree['listener_mean'],
-                   'accuracy_by_pair_kind': {k: pairwise_accuracy(margin[data.kind[test] == k], data.label[test][data.kind[test] == k])
-                                             for k in np.unique(data.kind[test]) if (data.label[test][data.kind[test] == k] != 0.5).any()},
+                   'accuracy_by_pair_kind': accuracy_by_kind(margin, data.label[test], data.kind[test]),
                    'calibration': calib, 'anchor': anchor_study(reward, agree, run, scale), 'history': hist,
                    'n_pairs': {k: int(v.sum()) for k, v in masks.items()}, 'n_pool_clips': len(data.audio_feats),
                    'n_generated': int((data.clip_kind == 'generated').sum()), 'params': count_params(model)['total'],
