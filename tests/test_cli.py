@@ -1,17 +1,8 @@
 "The `ttm_pref` console script end to end at the debug scale: the chain, its resumption, inference and user errors."
-import json, subprocess
+import json
 from pathlib import Path
 import pytest
-
-def ttm(*args, cwd=None):
-    return subprocess.run(['ttm_pref', *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=900)
-
-@pytest.fixture(scope='module')
-def debug_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp('chain')/'run'
-    first = ttm('run', '--scale', 'debug', '--out', out)
-    assert first.returncode == 0, first.stderr
-    return out, first
+from conftest import ttm
 
 def _statuses(out):
     return {r['stage']: r['status'] for r in json.loads((out/'report.json').read_text())['stages']}
@@ -53,7 +44,7 @@ def test_infer_writes_one_wav_per_prompt_deterministically(debug_run, tmp_path):
     ('text\nA calm piano piece\n', 'baseline', "no 'caption' column"),
     ('caption\nA calm piano piece\n""\n', 'baseline', 'row 2 has an empty caption'),
     ('caption\nA calm piano piece\n', 'no_such_stage', "unknown stage 'no_such_stage'"),
-    ('caption\nA calm piano piece\n', 'postproc', 'postproc has not been built yet'),
+    ('caption\nA calm piano piece\n', 'postproc', "stage 'postproc' does not generate audio"),
 ])
 def test_infer_user_errors_write_nothing(debug_run, tmp_path, content, stage, message):
     out, _ = debug_run
@@ -62,11 +53,6 @@ def test_infer_user_errors_write_nothing(debug_run, tmp_path, content, stage, me
     assert res.returncode == 2
     assert res.stderr.strip().count('\n') == 0 and message in res.stderr, res.stderr
     assert not (tmp_path/'wav').exists()
-
-@pytest.mark.parametrize('cmd', ['postproc', 'eval', 'reproduce'])
-def test_unbuilt_subcommands_exit_2(cmd):
-    res = ttm(cmd)
-    assert res.returncode == 2 and res.stderr.strip() == f'ttm_pref: error: {cmd} has not been built yet'
 
 def test_bad_arguments_are_one_line(tmp_path):
     res = ttm('run', '--scale', 'huge', '--out', tmp_path/'x')

@@ -852,20 +852,23 @@ class World:
 SPLIT_STREAMS = {'train': 1, 'heldout': 2, 'reference': 3}
 
 def _render_one(args): return render(*args)
+def _render_stems_one(args): return render_stems(*args)
 
 def render_batch(specs: list, # `SongSpec`s
                  sr: int = 16000, seconds: float = 3.0,
-                 workers: int = 2 # processes (1: in this process)
+                 workers: int = 2, # processes (1: in this process)
+                 stems: bool = False # the four stems of each clip (`[N, 4, T]`) instead of the mixes
                 ) -> np.ndarray:
-    "Mixes of many specs, `[N, T]` float32, in order."
+    "Mixes (or stems) of many specs, `[N, T]` (`[N, 4, T]`) float32, in order."
     jobs = [(s, sr, seconds) for s in specs]
+    one = _render_stems_one if stems else _render_one
     if workers <= 1 or len(jobs) < 64:
-        out = [_render_one(j) for j in jobs]
+        out = [one(j) for j in jobs]
     else:
         import multiprocessing as mp
         with mp.get_context('fork').Pool(workers) as pool:
-            out = pool.map(_render_one, jobs, chunksize=32)
-    return np.stack(out) if out else np.zeros((0, int(round(sr * seconds))), np.float32)
+            out = pool.map(one, jobs, chunksize=32)
+    return np.stack(out) if out else np.zeros((0, *((4,) if stems else ()), int(round(sr * seconds))), np.float32)
 
 def world_specs(cfg: WorldConfig) -> dict:
     "Specs and captions of the three splits (cheap: no audio)."
