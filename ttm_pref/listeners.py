@@ -20,7 +20,7 @@ from . import world as W
 
 # %% auto #0
 __all__ = ['SR', 'N_FFT', 'HOP', 'N_FFT_PITCH', 'KK_MAJOR', 'KK_MINOR', 'BANDS', 'VOICE', 'TASTE_WEIGHTS', 'QUALITY_TERMS',
-           'FAITH_TERMS', 'cfg', 'DEGRADATIONS', 'REF_KEYS', 'PAIR_KINDS', 'BANK_KINDS', 'STRENGTHS', 'noise_floor_db',
+           'FAITH_TERMS', 'DEGRADATIONS', 'REF_KEYS', 'PAIR_KINDS', 'BANK_KINDS', 'STRENGTHS', 'noise_floor_db',
            'clipping_fraction', 'pitch_measures', 'major_probability', 'onset_envelope', 'rhythm_measures',
            'transient_sharpness', 'balance_measures', 'hear', 'solo_audio', 'learn_templates', 'source_shares',
            'ListenersConfig', 'add_noise', 'detune', 'jitter', 'hard_clip', 'drop_stem', 'smear', 'degrade', 'Panel',
@@ -243,8 +243,6 @@ class ListenersConfig(StageConfig):
     n_pairs: int = 5000  # labelled pairs in the preference dataset
     pair_mix: dict = field(default_factory=lambda: dict(clean_vs_degraded=0.4, degraded_vs_degraded=0.2,
                                                         wrong_clip=0.25, any_clips=0.15))  # kinds of pairs
-
-cfg = make_config('listeners', 'debug'); cfg.n_solo, cfg.n_pairs, cfg.weights['instruments']
 
 # %% ../nbs/foundations/listeners.ipynb #fafa3ebf
 DEGRADATIONS = ('noise', 'detune', 'jitter', 'clip', 'drop_stem', 'smear')

@@ -23,9 +23,8 @@ from .postproc import ensure_postproc, is_postprocessed
 from .eval import ensure_eval, is_evaluated, ROWS
 
 # %% auto #0
-__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'TIMINGS', 'PAPER_ASSETS', 'Stage', 'get_stage', 'run_chain',
-           'stage_seconds', 'record_seconds', 'missing_paper_assets', 'check_paper_assets', 'report_markdown',
-           'load_generator']
+__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'PAPER_ASSETS', 'Stage', 'get_stage', 'run_chain', 'stage_seconds',
+           'missing_paper_assets', 'check_paper_assets', 'report_markdown', 'load_generator']
 
 # %% ../nbs/08_pipeline.ipynb #38451355
 @dataclass
@@ -93,7 +92,7 @@ def get_stage(name: str) -> Stage:
     if stage.ensure is None: raise NotBuiltYet(name)
     return stage
 
-# %% ../nbs/08_pipeline.ipynb #3cddebdd
+# %% ../nbs/08_pipeline.ipynb #e1f5eced
 def _stage_metrics(run: RunDir, stage: Stage, scale: str) -> dict:
     if not stage.is_done(run, scale): return {}
     if stage.summary is not None: return stage.summary(run)
@@ -119,7 +118,7 @@ def run_chain(out: str|Path, # the run directory
             t0 = time.time()
             stage.ensure(run, scale)
             seconds = round(time.time() - t0, 2)
-            if not was_done: record_seconds(run, stage.name, seconds)
+            if not was_done: run.record_time(stage.name, seconds)
             rows.append({'stage': stage.name, 'status': 'skipped' if was_done else 'built', 'seconds': seconds,
                          'what': stage.what, 'metrics': _stage_metrics(run, stage, scale)})
             if verbose: print(f"== {stage.name}: {'found, skipped' if was_done else 'built'} in {seconds:.1f}s", flush=True)
@@ -130,18 +129,11 @@ def run_chain(out: str|Path, # the run directory
     if verbose: print(report_markdown(report))
     return report
 
-# %% ../nbs/08_pipeline.ipynb #6f14eed0
-TIMINGS = 'timings.json'
-
+# %% ../nbs/08_pipeline.ipynb #f890a42f
 def stage_seconds(run: RunDir) -> dict[str, float]:
     "Wall seconds of every stage built in `run`, in chain order."
-    p = run.root/TIMINGS
-    t = json.loads(p.read_text()) if p.exists() else {}
+    t = run.timings()
     return {s.name: t[s.name] for s in CHAIN if s.name in t}
-
-def record_seconds(run: RunDir, stage: str, seconds: float):
-    "Add a stage's build time to `timings.json` (atomically)."
-    atomic_write_text(run.root/TIMINGS, to_json({**stage_seconds(run), stage: seconds}))
 
 # %% ../nbs/08_pipeline.ipynb #6bcb3138
 PAPER_ASSETS = {  # environment variable -> what it must point at

@@ -179,18 +179,21 @@ def separation_quality(model: nn.Module, # the separator
             'kept_sdr_doing_nothing': med(sdr(rest[sings], stems[sings].sum(1))),
             'instrumental_sdr': med(sdr(rest[~sings], rest_est[~sings])), 'n_singing': int(sings.sum()), 'n': len(stems)}
 
-# %% ../nbs/06_postproc.ipynb #a6d43fa1
+# %% ../nbs/06_postproc.ipynb #ccd2713e
 DEMUCS_REPO_ENV = 'TTM_PREF_DEMUCS_REPO'  # a folder holding mdx_extra.yaml and its four checkpoints
 
-def pretrained_separator(name: str = 'mdx_extra', # a pretrained Demucs model
+def pretrained_separator(name: str = 'mdx_extra', # a pretrained Demucs bag of models
                          repo: str|Path|None = None # its local folder (default: $TTM_PREF_DEMUCS_REPO, else assets/demucs)
                         ) -> nn.Module:
-    "A pretrained Demucs from local files; a one-line error naming the folder and how to fill it when they are missing."
+    "A pretrained Demucs from local files; a one-line error naming what is missing and how to get it."
+    import re
     repo = Path(repo or os.environ.get(DEMUCS_REPO_ENV) or 'assets/demucs')
-    if not (repo/f'{name}.yaml').exists():
-        raise UserError(f'Demucs {name} not found: {shown_path(repo)} has no {name}.yaml; on a machine with internet run '
-                        f'`python -m demucs -n {name} --repo-out` once or copy torch hub\'s demucs checkpoints and {name}.yaml there, '
-                        f'then set {DEMUCS_REPO_ENV}')
+    how = (f'demucs keeps the checkpoints in torch hub\'s checkpoints folder after its first `demucs -n {name}` on a machine with '
+           f'internet, and {name}.yaml ships in the demucs package\'s remote/ folder; copy them into one folder and set {DEMUCS_REPO_ENV}')
+    spec = repo/f'{name}.yaml'
+    if not spec.exists(): raise UserError(f'Demucs {name} not found: {shown_path(repo)} has no {name}.yaml; {how}')
+    missing = [sig for sig in re.findall(r'[0-9a-f]{8}', spec.read_text().split('segment')[0]) if not list(repo.glob(f'{sig}-*.th'))]
+    if missing: raise UserError(f'Demucs {name} incomplete: {shown_path(repo)} lacks checkpoint(s) ' + ', '.join(f'{m}-*.th' for m in missing) + f'; {how}')
     from demucs.pretrained import get_model
     return get_model(name, repo=repo).eval()
 
