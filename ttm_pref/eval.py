@@ -330,16 +330,16 @@ def is_evaluated(run: RunDir) -> bool:
     "Is the table measured and its report written in `run`?"
     return run.is_complete('eval') and (run.root/'report'/'index.html').exists()
 
-# %% ../nbs/07_eval.ipynb #6af676a0
+# %% ../nbs/07_eval.ipynb #e02d9de1
 def load_clip_folder(wav_dir: str|Path, # the folder
                      ids: list[str], # the prompt ids: `<id>.wav` each
                      sr: int, seconds: float # the rate every file must have, and the length clips are cut or padded to
                     ) -> torch.Tensor:
     "Clips `[N, T]` in the order of `ids`; a `UserError` naming the folder's problems."
     wav_dir = Path(wav_dir)
-    if not wav_dir.is_dir(): raise UserError(f'clip folder {shown_path(wav_dir)} does not exist')
+    if not wav_dir.is_dir(): raise UserError(f'clip folder {wav_dir} does not exist')
     missing = [i for i in ids if not (wav_dir/f'{i}.wav').is_file()]
-    if missing: raise UserError(f'{len(missing)} prompt id(s) have no wav in {shown_path(wav_dir)}: '
+    if missing: raise UserError(f'{len(missing)} prompt id(s) have no wav in {wav_dir}: '
                                 + ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else ''))
     T, out, errors = int(round(sr * seconds)), [], []
     for i in ids:

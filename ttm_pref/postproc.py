@@ -278,7 +278,7 @@ def is_postprocessed(run: RunDir, names: list[str]) -> bool:
     "Are the held-out clips of every stage in `names` post-processed in `run`?"
     return all((run.root/POSTPROC_DIR/f'{n}.safetensors').exists() for n in names)
 
-# %% ../nbs/06_postproc.ipynb #e5674192
+# %% ../nbs/06_postproc.ipynb #0a6443f5
 def read_wav(path: Path, # a wav file
              sr: int|None # the sample rate it must have (None: any)
             ) -> tuple[np.ndarray, int]:
@@ -306,10 +306,10 @@ def postprocess_folder(in_dir: str|Path, out_dir: str|Path, # folders of wav fil
                        progress: bool = True) -> dict:
     "Post-process every wav of `in_dir` into `out_dir`, skipping finished files; failures are collected, then raised as one `UserError`."
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    if not in_dir.is_dir(): raise UserError(f'input folder {shown_path(in_dir)} does not exist')
+    if not in_dir.is_dir(): raise UserError(f'input folder {in_dir} does not exist')
     if out_dir.resolve() == in_dir.resolve(): raise UserError('the output folder must differ from the input folder')
     files = sorted(p for p in in_dir.glob('*.wav') if not p.name.startswith('.'))
-    if not files: raise UserError(f'{shown_path(in_dir)} holds no wav files')
+    if not files: raise UserError(f'{in_dir} holds no wav files')
     out_dir.mkdir(parents=True, exist_ok=True)
     done, skipped, failed = [], [], []
     for p in tqdm(files, desc='postproc', disable=not progress):
