@@ -1,5 +1,6 @@
 import numpy as np
-from ttm_pref.world import sample_spec, render, render_stems, write_caption, caption_attributes, caption_agrees
+from ttm_pref.music import sample_spec, render, render_stems
+from ttm_pref.captions import write_caption, caption_attributes, caption_agrees
 
 def test_render_deterministic_and_stems_sum():
     for s in range(5):

@@ -16,8 +16,9 @@ from scipy.signal import fftconvolve
 from tqdm.auto import tqdm
 
 from .core import StageConfig, register_config, make_config, RunDir, run_stage, UserError
-from .world import INSTRUMENTS, STEMS, SongSpec, ClipSet, World
-from .world import sample_spec, render_stems, caption_attributes, ensure_world
+from .music import INSTRUMENTS, STEMS, SongSpec, sample_spec, render_stems
+from .captions import caption_attributes
+from .world import ClipSet, World, ensure_world
 
 # %% auto #0
 __all__ = ['SR', 'N_FFT', 'HOP', 'N_FFT_PITCH', 'KK_MAJOR', 'KK_MINOR', 'BANDS', 'VOICE', 'TASTE_WEIGHTS', 'QUALITY_TERMS',

@@ -17,7 +17,8 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .core import StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop, UserError, shown_path
-from .world import STEMS, render_batch, ensure_world
+from .music import STEMS
+from .world import render_batch, ensure_world
 from .metrics import save_heldout, load_heldout, heldout_clips
 from .backbone import loss_summary
 
