@@ -15,11 +15,12 @@ from .core import UserError
 # %% auto #0
 __all__ = ['STEMS', 'INSTRUMENTS', 'MELODIC', 'SUSTAINED', 'MOODS', 'NOTE_NAMES', 'SCALE_STEPS', 'STYLE_TABLE', 'STYLES',
            'MOOD_TABLE', 'WAVETABLE_SIZE', 'NYQ_SAFE', 'TAILS', 'TIMBRES', 'VOWELS', 'DRUM_PATTERNS', 'PROGRESSIONS',
-           'ROLE_RMS', 'VOICE_VOWELS', 'tempo_class', 'SongSpec', 'sample_spec', 'midi_hz', 'harmonic_table', 'rolloff',
-           'vibrato_cycles', 'karplus', 'piano', 'electric_piano', 'acoustic_guitar', 'electric_guitar', 'synth_pad',
-           'organ', 'strings', 'flute', 'vibraphone', 'marimba', 'bells', 'synth_lead', 'synth_bass', 'upright_bass',
-           'electric_bass', 'note_length', 'resonator', 'voice', 'drum_hits', 'degree_midi', 'Score', 'compose',
-           'render_stems', 'render']
+           'MELODY_DENSITY', 'ROLE_RMS', 'VOICE_VOWELS', 'tempo_class', 'SongSpec', 'sample_spec', 'midi_hz',
+           'harmonic_table', 'rolloff', 'vibrato_cycles', 'karplus', 'piano', 'electric_piano', 'acoustic_guitar',
+           'electric_guitar', 'synth_pad', 'organ', 'strings', 'flute', 'vibraphone', 'marimba', 'bells', 'synth_lead',
+           'synth_bass', 'upright_bass', 'electric_bass', 'note_length', 'resonator', 'voice', 'drum_hits',
+           'degree_midi', 'Score', 'Grid', 'melody_degrees', 'chord_midi', 'comp_part', 'bass_part', 'drum_part',
+           'compose', 'render_stems', 'render']
 
 # %% ../nbs/foundations/music.ipynb #4ee9789b
 STEMS = ('drums', 'bass', 'other', 'vocals')  # Demucs source order
@@ -610,7 +611,7 @@ DRUM_PATTERNS = {
     ],
 }
 
-# %% ../nbs/foundations/music.ipynb #7fa85c99
+# %% ../nbs/foundations/music.ipynb #ea06a3b8
 PROGRESSIONS = {
     'major': [(0, 4, 5, 3), (0, 5, 3, 4), (0, 3, 4, 3), (1, 4, 0, 0), (0, 3, 0, 4), (5, 3, 0, 4)],
     'minor': [(0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 3, 6, 2), (0, 5, 3, 4)],
@@ -633,165 +634,155 @@ class Score:
     beat: float  # seconds per beat
 
 
-def compose(spec: SongSpec, seconds: float) -> Score:
-    "Lay the spec out in notes on the tempo grid."
-    rng = np.random.default_rng(spec.seed)
-    st = STYLE_TABLE[spec.style]
-    beat = 60.0 / spec.tempo
-    step = beat / 4
-    swing = st['swing']
+@dataclass
+class Grid:
+    "The time grid of a clip: a beat, its 16th-note steps, and the swing that delays every second eighth."
+    beat: float  # seconds per beat
+    swing: float  # 0.5 is straight; larger delays the off-beat eighths
 
-    def at(s):  # time of 16th step s, swung on the off-beat eighths
-        return s * step + ((swing - 0.5) * 2 * step if s % 4 == 2 else 0.0)
+    @property
+    def step(self) -> float: return self.beat / 4
 
-    n_beats = int(np.ceil(seconds / beat)) + 1
-    chord_beats = 2
-    prog = PROGRESSIONS[spec.mode][rng.integers(len(PROGRESSIONS[spec.mode]))]
-    n_chords = n_beats // chord_beats + 1
-    chords = [prog[i % len(prog)] for i in range(n_chords)]
-    seventh = spec.style in ('jazz', 'lo-fi')
-    dyn = spec.dynamics
-    vel0 = 0.55 + 0.4 * dyn
-    tonic = 60 + spec.key - (12 if spec.key > 6 else 0)  # chords live around middle C
-    parts, drums = {}, []
-    instruments = [i for i in spec.instruments if i != 'drum kit']
-    basses = [i for i in instruments if INSTRUMENTS[i] == 'bass']
-    others = [i for i in instruments if INSTRUMENTS[i] == 'other']
+    def at(self, s: int) -> float:
+        "Time (s) of 16th step `s`, swung on the off-beat eighths."
+        return s * self.step + ((self.swing - 0.5) * 2 * self.step if s % 4 == 2 else 0.0)
 
-    # melody on scale degrees: random walk, chord tones at chord changes
-    dens = {
-        'dance': 0.6,
-        'electronic': 0.6,
-        'rock': 0.55,
-        'jazz': 0.6,
-        'hip hop': 0.45,
-        'lo-fi': 0.4,
-        'folk': 0.5,
-        'classical': 0.55,
-        'ambient': 0.25,
-        'psychedelic': 0.45,
-    }[spec.style]
+MELODY_DENSITY = {'dance': 0.6, 'electronic': 0.6, 'rock': 0.55, 'jazz': 0.6, 'hip hop': 0.45, 'lo-fi': 0.4,
+                  'folk': 0.5, 'classical': 0.55, 'ambient': 0.25, 'psychedelic': 0.45}  # how busy each style's tune is
+
+def melody_degrees(rng: np.random.Generator, style: str, # the clip's stream; its style sets the density
+                   chords: list, chord_beats: int, n_beats: int, # chord degrees, beats per chord, beats to fill
+                   grid: Grid, vel0: float) -> list:
+    "The tune as (onset, duration, scale degree, velocity): a random walk that lands on a chord tone at each change."
+    dens = MELODY_DENSITY[style]
     mel, d, s = [], int(rng.choice([2, 4, 7])), 0
     while s < n_beats * 4:
         length = int(rng.choice([2, 4, 4, 6, 8] if dens >= 0.5 else [4, 6, 8, 8, 12]))
         if s == 0 or rng.random() < dens + 0.3:
-            ch = chords[min(s // (4 * chord_beats), n_chords - 1)]
+            ch = chords[min(s // (4 * chord_beats), len(chords) - 1)]
             if s % (4 * chord_beats) == 0:
                 tones = np.array([ch, ch + 2, ch + 4])
                 cands = np.concatenate([tones - 7, tones, tones + 7])
                 d = int(cands[np.abs(cands - d).argmin()])
-            mel.append((at(s), length * step * 0.95, d, vel0 * rng.uniform(0.85, 1.05)))
+            mel.append((grid.at(s), length * grid.step * 0.95, d, vel0 * rng.uniform(0.85, 1.05)))
         s += length
         d = int(np.clip(d + rng.choice([-2, -1, -1, 1, 1, 2, 0, 3, -3]), -3, 8))
-    melody_tonic = tonic + 12
+    return mel
 
-    def mel_notes(octave_shift):
-        return [(o, du, int(degree_midi(dg, spec.mode, melody_tonic)) + 12 * octave_shift, v) for o, du, dg, v in mel]
+def chord_midi(ch: int, mode: str, tonic: int, seventh: bool) -> list[int]:
+    "A chord on scale degree `ch` (a triad, or a seventh chord), voiced within about an octave of `tonic`."
+    degs = [ch, ch + 2, ch + 4] + ([ch + 6] if seventh else [])
+    ms = degree_midi(np.array(degs), mode, tonic)
+    return [int(m - 12) if m > tonic + 9 else int(m) for m in ms]
 
-    # chords: degree -> voiced midi notes near the tonic
-    def chord_notes(ch, top=False):
-        degs = [ch, ch + 2, ch + 4] + ([ch + 6] if seventh else [])
-        ms = degree_midi(np.array(degs), spec.mode, tonic)
-        return [int(m - 12) if m > tonic + 9 else int(m) for m in ms]
-
-    comp = st['comp']
-
-    def comp_part(inst):
-        notes = []
-        for ci, ch in enumerate(chords):
-            t0 = ci * chord_beats * beat
-            cn = chord_notes(ch)
-            if inst in SUSTAINED or (comp == 'block' and inst != 'acoustic guitar'):
-                notes += [(t0, chord_beats * beat * 0.98, m, vel0 * 0.8) for m in cn]
-            elif comp == 'stabs':
-                for b in range(chord_beats):
-                    notes += [(at(ci * chord_beats * 4 + b * 4 + 2), step * 1.5, m, vel0) for m in cn]
-            elif comp == 'strum' or inst == 'acoustic guitar':
-                if inst == 'electric guitar':  # power chord eighths
-                    r = degree_midi(ch, spec.mode, tonic - 12)
-                    for e in range(chord_beats * 2):
-                        notes += [
-                            (at(ci * chord_beats * 4 + e * 2), step * 1.8, int(m), vel0 * (1 if e % 2 == 0 else 0.8))
-                            for m in (r, r + 7, r + 12)
-                        ]
-                else:
-                    for b in range(chord_beats):
-                        down = b % 2 == 0
-                        for j, m in enumerate(cn if down else cn[::-1]):
-                            notes.append(
-                                (
-                                    at(ci * chord_beats * 4 + b * 4) + 0.012 * j,
-                                    beat * 0.95,
-                                    m,
-                                    vel0 * (1 if down else 0.75),
-                                )
-                            )
-            else:  # arpeggio in eighths
-                seq = cn + [cn[1] + 12 if len(cn) > 1 else cn[0] + 12]
+def comp_part(inst: str, comp: str, # the instrument, and the style's way of playing chords
+              chords: list, chord_beats: int, grid: Grid, mode: str, tonic: int, seventh: bool, vel0: float) -> list:
+    "An accompaniment part: held chords, off-beat stabs, strums (power chords on electric guitar) or arpeggios."
+    notes, beat, step = [], grid.beat, grid.step
+    for ci, ch in enumerate(chords):
+        t0 = ci * chord_beats * beat
+        cn = chord_midi(ch, mode, tonic, seventh)
+        if inst in SUSTAINED or (comp == 'block' and inst != 'acoustic guitar'):
+            notes += [(t0, chord_beats * beat * 0.98, m, vel0 * 0.8) for m in cn]
+        elif comp == 'stabs':
+            for b in range(chord_beats):
+                notes += [(grid.at(ci * chord_beats * 4 + b * 4 + 2), step * 1.5, m, vel0) for m in cn]
+        elif comp == 'strum' or inst == 'acoustic guitar':
+            if inst == 'electric guitar':  # power chord eighths
+                r = degree_midi(ch, mode, tonic - 12)
                 for e in range(chord_beats * 2):
-                    notes.append((at(ci * chord_beats * 4 + e * 2), step * 2.5, seq[e % len(seq)], vel0 * 0.85))
-        return notes
+                    vel = vel0 * (1 if e % 2 == 0 else 0.8)
+                    notes += [(grid.at(ci * chord_beats * 4 + e * 2), step * 1.8, int(m), vel) for m in (r, r + 7, r + 12)]
+            else:
+                for b in range(chord_beats):
+                    down = b % 2 == 0
+                    for j, m in enumerate(cn if down else cn[::-1]):
+                        notes.append((grid.at(ci * chord_beats * 4 + b * 4) + 0.012 * j, beat * 0.95, m, vel0 * (1 if down else 0.75)))
+        else:  # arpeggio in eighths
+            seq = cn + [cn[1] + 12 if len(cn) > 1 else cn[0] + 12]
+            for e in range(chord_beats * 2):
+                notes.append((grid.at(ci * chord_beats * 4 + e * 2), step * 2.5, seq[e % len(seq)], vel0 * 0.85))
+    return notes
 
-    # who sings / plays the tune
-    melodists = [i for i in others if i in MELODIC]
+def bass_part(pattern: str, # the style's bass pattern
+              chords: list, chord_beats: int, grid: Grid, mode: str, tonic: int, vel0: float) -> list:
+    "A bass line on the chord roots (two octaves below `tonic`): held, off-beat, eighths, hip hop, root-fifth or walking."
+    notes, beat, step = [], grid.beat, grid.step
+    for ci, ch in enumerate(chords):
+        root = int(degree_midi(ch, mode, tonic - 24))
+        fifth = int(degree_midi(ch + 4, mode, tonic - 24))
+        s0 = ci * chord_beats * 4
+        t0 = grid.at(s0)
+        if pattern == 'sustain':
+            notes.append((t0, chord_beats * beat * 0.98, root, vel0))
+        elif pattern == 'offbeat':
+            notes += [(grid.at(s0 + k * 4 + 2), step * 1.6, root, vel0) for k in range(chord_beats)]
+        elif pattern == 'eighths':
+            notes += [(grid.at(s0 + k * 2), step * 1.7, root, vel0 * (1 if k % 2 == 0 else 0.8)) for k in range(chord_beats * 2)]
+        elif pattern == 'hiphop':
+            notes += [(t0, beat * 1.3, root, vel0), (grid.at(s0 + 6), step * 1.5, root, vel0 * 0.8)]
+        elif pattern == 'root5':
+            notes += [(t0, beat * 0.9, root, vel0), (grid.at(s0 + 4), beat * 0.9, fifth, vel0 * 0.85)]
+        elif pattern == 'walk':
+            nxt = int(degree_midi(chords[(ci + 1) % len(chords)], mode, tonic - 24))
+            notes += [(t0, beat * 0.95, root, vel0), (grid.at(s0 + 4), beat * 0.95, nxt + (1 if nxt < root else -1), vel0 * 0.9)]
+    return notes
+
+def drum_part(rng: np.random.Generator, pattern: str, # the clip's stream, and the style's drum pattern
+              n_beats: int, grid: Grid, dyn: float) -> list:
+    "Drum hits (onset, hit, velocity) of the pattern, bar after bar, with a few ms of human timing."
+    drums = []
+    for bar in range(n_beats // 4 + 1):
+        for hit, steps, v in DRUM_PATTERNS[pattern]:
+            for s in steps:
+                tt = grid.at(bar * 16 + s) + rng.normal(0, 0.004)
+                drums.append((max(tt, 0.0), hit, v * (0.6 + 0.4 * dyn) * rng.uniform(0.85, 1.1)))
+    return drums
+
+def compose(spec: SongSpec, # what to play
+            seconds: float # how long (the score may run past it; the renderer stops at the end)
+           ) -> Score:
+    "Lay the spec out in notes on the tempo grid: a progression, a tune (sung or played), accompaniment, bass and drums."
+    rng = np.random.default_rng(spec.seed)
+    st = STYLE_TABLE[spec.style]
+    grid = Grid(beat=60.0 / spec.tempo, swing=st['swing'])
+    n_beats, chord_beats = int(np.ceil(seconds / grid.beat)) + 1, 2
+    prog = PROGRESSIONS[spec.mode][rng.integers(len(PROGRESSIONS[spec.mode]))]
+    chords = [prog[i % len(prog)] for i in range(n_beats // chord_beats + 1)]
+    seventh = spec.style in ('jazz', 'lo-fi')
+    vel0 = 0.55 + 0.4 * spec.dynamics
+    tonic = 60 + spec.key - (12 if spec.key > 6 else 0)  # chords live around middle C
+    instruments = [i for i in spec.instruments if i != 'drum kit']
+    others = [i for i in instruments if INSTRUMENTS[i] == 'other']
+    mel = melody_degrees(rng, spec.style, chords, chord_beats, n_beats, grid, vel0)
+
+    def tune(octave_shift):  # the melody in MIDI notes, an octave above the chords
+        return [(o, du, int(degree_midi(dg, spec.mode, tonic + 12)) + 12 * octave_shift, v) for o, du, dg, v in mel]
+
+    def accompany(inst): return comp_part(inst, st['comp'], chords, chord_beats, grid, spec.mode, tonic, seventh, vel0)
+
+    # who sings or plays the tune: the voice if there is one, else the first melodic instrument, else the last
+    parts = {}
     if spec.voice:
-        parts['voice'] = mel_notes(-1)
-    lead = melodists[0] if melodists else None
-    if lead is None and not spec.voice and others:
-        lead = others[-1]
+        parts['voice'] = tune(-1)
+    melodists = [i for i in others if i in MELODIC]
+    lead = melodists[0] if melodists else (others[-1] if others and not spec.voice else None)
     for inst in others:
         if inst == lead:
-            notes = mel_notes(0)
+            notes = tune(0)
             if spec.voice:  # the tune belongs to the voice: answer it an octave up, sparser
-                notes = notes[1::2]
-                notes = [(o, du, m + 12, v * 0.7) for o, du, m, v in notes]
+                notes = [(o, du, m + 12, v * 0.7) for o, du, m, v in notes[1::2]]
             parts[inst] = notes
         elif inst in MELODIC:
-            parts[inst] = [(o, du, m + 12, v * 0.8) for o, du, m, v in comp_part(inst)[::2]]
+            parts[inst] = [(o, du, m + 12, v * 0.8) for o, du, m, v in accompany(inst)[::2]]
         else:
-            parts[inst] = comp_part(inst)
+            parts[inst] = accompany(inst)
     if lead in others and lead not in MELODIC and not spec.voice:
-        parts[lead] = comp_part(lead) + mel_notes(0)
-
-    # bass on chord roots
-    pattern = st['bass']
-    for b in basses:
-        notes = []
-        for ci, ch in enumerate(chords):
-            root = int(degree_midi(ch, spec.mode, tonic - 24))
-            fifth = int(degree_midi(ch + 4, spec.mode, tonic - 24))
-            s0 = ci * chord_beats * 4
-            t0 = at(s0)
-            if pattern == 'sustain':
-                notes.append((t0, chord_beats * beat * 0.98, root, vel0))
-            elif pattern == 'offbeat':
-                notes += [(at(s0 + k * 4 + 2), step * 1.6, root, vel0) for k in range(chord_beats)]
-            elif pattern == 'eighths':
-                notes += [
-                    (at(s0 + k * 2), step * 1.7, root, vel0 * (1 if k % 2 == 0 else 0.8))
-                    for k in range(chord_beats * 2)
-                ]
-            elif pattern == 'hiphop':
-                notes += [(t0, beat * 1.3, root, vel0), (at(s0 + 6), step * 1.5, root, vel0 * 0.8)]
-            elif pattern == 'root5':
-                notes += [(t0, beat * 0.9, root, vel0), (at(s0 + 4), beat * 0.9, fifth, vel0 * 0.85)]
-            elif pattern == 'walk':
-                nxt = int(degree_midi(chords[(ci + 1) % n_chords], spec.mode, tonic - 24))
-                notes += [
-                    (t0, beat * 0.95, root, vel0),
-                    (at(s0 + 4), beat * 0.95, nxt + (1 if nxt < root else -1), vel0 * 0.9),
-                ]
-        parts[b] = notes
-
-    # drums
-    if 'drum kit' in spec.instruments:
-        pat = DRUM_PATTERNS[st['drums']]
-        for bar in range(n_beats // 4 + 1):
-            for hit, steps, v in pat:
-                for s in steps:
-                    tt = at(bar * 16 + s) + rng.normal(0, 0.004)
-                    drums.append((max(tt, 0.0), hit, v * (0.6 + 0.4 * dyn) * rng.uniform(0.85, 1.1)))
-    return Score(parts=parts, drums=drums, beat=beat)
+        parts[lead] = accompany(lead) + tune(0)
+    for b in (i for i in instruments if INSTRUMENTS[i] == 'bass'):
+        parts[b] = bass_part(st['bass'], chords, chord_beats, grid, spec.mode, tonic, vel0)
+    drums = drum_part(rng, st['drums'], n_beats, grid, spec.dynamics) if 'drum kit' in spec.instruments else []
+    return Score(parts=parts, drums=drums, beat=grid.beat)
 
 # %% ../nbs/foundations/music.ipynb #f0f0b92f
 ROLE_RMS = {'lead': 0.13, 'comp': 0.08, 'pad': 0.06, 'bass': 0.12, 'drums': 0.14, 'voice': 0.15}
