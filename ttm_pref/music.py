@@ -637,22 +637,42 @@ class Score:
 @dataclass
 class Grid:
     "The time grid of a clip: a beat, its 16th-note steps, and the swing that delays every second eighth."
+
     beat: float  # seconds per beat
     swing: float  # 0.5 is straight; larger delays the off-beat eighths
 
     @property
-    def step(self) -> float: return self.beat / 4
+    def step(self) -> float:
+        return self.beat / 4
 
     def at(self, s: int) -> float:
         "Time (s) of 16th step `s`, swung on the off-beat eighths."
         return s * self.step + ((self.swing - 0.5) * 2 * self.step if s % 4 == 2 else 0.0)
 
-MELODY_DENSITY = {'dance': 0.6, 'electronic': 0.6, 'rock': 0.55, 'jazz': 0.6, 'hip hop': 0.45, 'lo-fi': 0.4,
-                  'folk': 0.5, 'classical': 0.55, 'ambient': 0.25, 'psychedelic': 0.45}  # how busy each style's tune is
 
-def melody_degrees(rng: np.random.Generator, style: str, # the clip's stream; its style sets the density
-                   chords: list, chord_beats: int, n_beats: int, # chord degrees, beats per chord, beats to fill
-                   grid: Grid, vel0: float) -> list:
+MELODY_DENSITY = {
+    'dance': 0.6,
+    'electronic': 0.6,
+    'rock': 0.55,
+    'jazz': 0.6,
+    'hip hop': 0.45,
+    'lo-fi': 0.4,
+    'folk': 0.5,
+    'classical': 0.55,
+    'ambient': 0.25,
+    'psychedelic': 0.45,
+}  # how busy each style's tune is
+
+
+def melody_degrees(
+    rng: np.random.Generator,
+    style: str,  # the clip's stream; its style sets the density
+    chords: list,
+    chord_beats: int,
+    n_beats: int,  # chord degrees, beats per chord, beats to fill
+    grid: Grid,
+    vel0: float,
+) -> list:
     "The tune as (onset, duration, scale degree, velocity): a random walk that lands on a chord tone at each change."
     dens = MELODY_DENSITY[style]
     mel, d, s = [], int(rng.choice([2, 4, 7])), 0
@@ -669,14 +689,25 @@ def melody_degrees(rng: np.random.Generator, style: str, # the clip's stream; it
         d = int(np.clip(d + rng.choice([-2, -1, -1, 1, 1, 2, 0, 3, -3]), -3, 8))
     return mel
 
+
 def chord_midi(ch: int, mode: str, tonic: int, seventh: bool) -> list[int]:
     "A chord on scale degree `ch` (a triad, or a seventh chord), voiced within about an octave of `tonic`."
     degs = [ch, ch + 2, ch + 4] + ([ch + 6] if seventh else [])
     ms = degree_midi(np.array(degs), mode, tonic)
     return [int(m - 12) if m > tonic + 9 else int(m) for m in ms]
 
-def comp_part(inst: str, comp: str, # the instrument, and the style's way of playing chords
-              chords: list, chord_beats: int, grid: Grid, mode: str, tonic: int, seventh: bool, vel0: float) -> list:
+
+def comp_part(
+    inst: str,
+    comp: str,  # the instrument, and the style's way of playing chords
+    chords: list,
+    chord_beats: int,
+    grid: Grid,
+    mode: str,
+    tonic: int,
+    seventh: bool,
+    vel0: float,
+) -> list:
     "An accompaniment part: held chords, off-beat stabs, strums (power chords on electric guitar) or arpeggios."
     notes, beat, step = [], grid.beat, grid.step
     for ci, ch in enumerate(chords):
@@ -692,20 +723,37 @@ def comp_part(inst: str, comp: str, # the instrument, and the style's way of pla
                 r = degree_midi(ch, mode, tonic - 12)
                 for e in range(chord_beats * 2):
                     vel = vel0 * (1 if e % 2 == 0 else 0.8)
-                    notes += [(grid.at(ci * chord_beats * 4 + e * 2), step * 1.8, int(m), vel) for m in (r, r + 7, r + 12)]
+                    notes += [
+                        (grid.at(ci * chord_beats * 4 + e * 2), step * 1.8, int(m), vel) for m in (r, r + 7, r + 12)
+                    ]
             else:
                 for b in range(chord_beats):
                     down = b % 2 == 0
                     for j, m in enumerate(cn if down else cn[::-1]):
-                        notes.append((grid.at(ci * chord_beats * 4 + b * 4) + 0.012 * j, beat * 0.95, m, vel0 * (1 if down else 0.75)))
+                        notes.append(
+                            (
+                                grid.at(ci * chord_beats * 4 + b * 4) + 0.012 * j,
+                                beat * 0.95,
+                                m,
+                                vel0 * (1 if down else 0.75),
+                            )
+                        )
         else:  # arpeggio in eighths
             seq = cn + [cn[1] + 12 if len(cn) > 1 else cn[0] + 12]
             for e in range(chord_beats * 2):
                 notes.append((grid.at(ci * chord_beats * 4 + e * 2), step * 2.5, seq[e % len(seq)], vel0 * 0.85))
     return notes
 
-def bass_part(pattern: str, # the style's bass pattern
-              chords: list, chord_beats: int, grid: Grid, mode: str, tonic: int, vel0: float) -> list:
+
+def bass_part(
+    pattern: str,  # the style's bass pattern
+    chords: list,
+    chord_beats: int,
+    grid: Grid,
+    mode: str,
+    tonic: int,
+    vel0: float,
+) -> list:
     "A bass line on the chord roots (two octaves below `tonic`): held, off-beat, eighths, hip hop, root-fifth or walking."
     notes, beat, step = [], grid.beat, grid.step
     for ci, ch in enumerate(chords):
@@ -718,18 +766,30 @@ def bass_part(pattern: str, # the style's bass pattern
         elif pattern == 'offbeat':
             notes += [(grid.at(s0 + k * 4 + 2), step * 1.6, root, vel0) for k in range(chord_beats)]
         elif pattern == 'eighths':
-            notes += [(grid.at(s0 + k * 2), step * 1.7, root, vel0 * (1 if k % 2 == 0 else 0.8)) for k in range(chord_beats * 2)]
+            notes += [
+                (grid.at(s0 + k * 2), step * 1.7, root, vel0 * (1 if k % 2 == 0 else 0.8))
+                for k in range(chord_beats * 2)
+            ]
         elif pattern == 'hiphop':
             notes += [(t0, beat * 1.3, root, vel0), (grid.at(s0 + 6), step * 1.5, root, vel0 * 0.8)]
         elif pattern == 'root5':
             notes += [(t0, beat * 0.9, root, vel0), (grid.at(s0 + 4), beat * 0.9, fifth, vel0 * 0.85)]
         elif pattern == 'walk':
             nxt = int(degree_midi(chords[(ci + 1) % len(chords)], mode, tonic - 24))
-            notes += [(t0, beat * 0.95, root, vel0), (grid.at(s0 + 4), beat * 0.95, nxt + (1 if nxt < root else -1), vel0 * 0.9)]
+            notes += [
+                (t0, beat * 0.95, root, vel0),
+                (grid.at(s0 + 4), beat * 0.95, nxt + (1 if nxt < root else -1), vel0 * 0.9),
+            ]
     return notes
 
-def drum_part(rng: np.random.Generator, pattern: str, # the clip's stream, and the style's drum pattern
-              n_beats: int, grid: Grid, dyn: float) -> list:
+
+def drum_part(
+    rng: np.random.Generator,
+    pattern: str,  # the clip's stream, and the style's drum pattern
+    n_beats: int,
+    grid: Grid,
+    dyn: float,
+) -> list:
     "Drum hits (onset, hit, velocity) of the pattern, bar after bar, with a few ms of human timing."
     drums = []
     for bar in range(n_beats // 4 + 1):
@@ -739,9 +799,11 @@ def drum_part(rng: np.random.Generator, pattern: str, # the clip's stream, and t
                 drums.append((max(tt, 0.0), hit, v * (0.6 + 0.4 * dyn) * rng.uniform(0.85, 1.1)))
     return drums
 
-def compose(spec: SongSpec, # what to play
-            seconds: float # how long (the score may run past it; the renderer stops at the end)
-           ) -> Score:
+
+def compose(
+    spec: SongSpec,  # what to play
+    seconds: float,  # how long (the score may run past it; the renderer stops at the end)
+) -> Score:
     "Lay the spec out in notes on the tempo grid: a progression, a tune (sung or played), accompaniment, bass and drums."
     rng = np.random.default_rng(spec.seed)
     st = STYLE_TABLE[spec.style]
@@ -759,7 +821,8 @@ def compose(spec: SongSpec, # what to play
     def tune(octave_shift):  # the melody in MIDI notes, an octave above the chords
         return [(o, du, int(degree_midi(dg, spec.mode, tonic + 12)) + 12 * octave_shift, v) for o, du, dg, v in mel]
 
-    def accompany(inst): return comp_part(inst, st['comp'], chords, chord_beats, grid, spec.mode, tonic, seventh, vel0)
+    def accompany(inst):
+        return comp_part(inst, st['comp'], chords, chord_beats, grid, spec.mode, tonic, seventh, vel0)
 
     # who sings or plays the tune: the voice if there is one, else the first melodic instrument, else the last
     parts = {}
