@@ -280,7 +280,7 @@ def report_markdown(scale, rows, lines, climb, gains, seconds, extra_md='') -> s
             f"{extra_md}\n## Wall time of each stage\n\n{times}\n## Audio\n\nOne prompt through every stage: *{climb['caption']}*\n\n{listen}\n\n"
             f"The largest reward gains from the baseline to the submission:\n\n{diff}\n")
 
-# %% ../nbs/07_eval.ipynb #00747999
+# %% ../nbs/07_eval.ipynb #91152326
 def per_clip_values(tensors: dict, rows: list[dict]) -> dict[str, dict[str, np.ndarray]]:
     "The `eval` folder's tensors (`<row>.<measure>`) as row name -> measure -> per-prompt values, in table order."
     out = {r['stage']: {} for r in rows}
@@ -293,7 +293,7 @@ def _post_effect(run, scale, tools, evals, caps) -> tuple[dict, str]:
     raw = evaluate_clips(heldout_clips(run, ROWS[FINAL])[0], caps, tools)
     post = evals[FINAL]
     tests = compare(raw, post, tools.reference)
-    md = ('## The fifth decision: post-processing, on the final model\n\nThe same 100 clips of the final model before and after '
+    md = (f'## The fifth decision: post-processing, on the final model\n\nThe same {raw.n} clips of the final model before and after '
           'the three vocal-removal passes and loudness normalisation:\n\n' +
           before_after_markdown(raw.summary(), post.summary(), tests, ('raw', 'post-processed')))
     return {'raw': raw.summary(), 'post': post.summary(), 'tests': tests}, md
@@ -303,7 +303,6 @@ def ensure_eval(run: RunDir, # the run directory (every row's stage complete)
                 seconds: dict[str, float]|None = None, # stage -> wall seconds, for the report (default: the run's `timings.json`)
                 progress: bool = True, **overrides) -> list[dict]:
     "Evaluate every row (post-processed) and both submissions; keep the per-prompt values in `eval/`, write `report/`."
-    box = {}
     world = ensure_world(run, scale)
     caps = world.heldout.captions
     def build():
@@ -316,7 +315,6 @@ def ensure_eval(run: RunDir, # the run directory (every row's stage complete)
         rows = decomposition(evals, tools.reference, cfg.n_boot)
         effect, md = _post_effect(run, scale, tools, evals, caps)
         tensors = {f'{name}.{k}': torch.as_tensor(v) for name, ev in evals.items() for k, v in ev.per_clip.items()}
-        box['md'] = md
         return tensors, cfg, {'rows': rows, 'postproc_effect': effect, 'postproc_effect_md': md,
                               'clips_seconds': round(t1 - t0, 1), 'measure_seconds': round(time.time() - t1, 1)}
     tensors, cfg, metrics = run_stage(run, 'eval', build, verbose=progress)
