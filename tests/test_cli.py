@@ -110,4 +110,4 @@ def test_train_a_refinement_on_an_existing_run(debug_run):
     out, _ = debug_run
     res = ttm('train', '--stage', 'crpo', '--scale', 'debug', '--out', out)
     assert res.returncode == 0, res.stderr
-    assert '[crpo] found in' in res.stdout
+    assert '== crpo: found, skipped' in res.stdout

@@ -186,9 +186,7 @@ def run_stage(run: RunDir, # where artifacts live
               verbose: bool = True
              ) -> tuple[dict, StageConfig, dict]:
     "Load `stage` from `run` if complete, else build it, save it atomically and return it."
-    if run.is_complete(stage):
-        if verbose: print(f'[{stage}] found in {shown_path(run.root)}, skipped')
-        return run.load(stage)
+    if run.is_complete(stage): return run.load(stage)  # found: loaded silently (stages call each other's ensure often)
     t0 = time.time()
     tensors, config, metrics = build()
     metrics = {**metrics, 'build_seconds': round(time.time() - t0, 2)}

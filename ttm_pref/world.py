@@ -146,8 +146,6 @@ def make_world(
             k: ClipSet(_dequantise(tensors[k]), meta[k]['captions'], [SongSpec.from_dict(d) for d in meta[k]['specs']])
             for k in SPLIT_STREAMS
         }
-        if verbose:
-            print(f'[world] loaded from {shown_path(folder)}')
         return World(cfg, **sets)
     t0 = time.perf_counter()
     plan = world_specs(cfg)
