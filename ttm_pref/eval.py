@@ -377,7 +377,8 @@ def write_submission(run: RunDir, scale: str, # the run (the final model complet
     out = Path(out)
     if out.exists() or out.with_suffix('.zip').exists(): raise UserError(f'{shown_path(out)} (or its .zip) already exists; choose another --out')
     audio, _ = submission_clips(run, scale, seed, progress)
-    caps, sr = ensure_world(run, scale).heldout.captions, ensure_world(run, scale).cfg.sr
+    world = ensure_world(run, scale)  # loaded once: it holds every clip of the run
+    caps, sr = world.heldout.captions, world.cfg.sr
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.partial-'))
     try:
