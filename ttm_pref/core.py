@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['SCALES', 'CONFIGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config', 'config_from_dict',
-           'seed_everything', 'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'RunDir', 'run_stage',
-           'TrainArgs', 'train_loop', 'default_run_dir', 'notebook_run', 'UserError', 'NotBuiltYet', 'count_params',
-           'player']
+           'seed_everything', 'UserError', 'NotBuiltYet', 'count_params', 'launch_state', 'is_main_process',
+           'wait_for_everyone', 'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'RunDir', 'run_stage',
+           'TrainArgs', 'shard_batch', 'train_loop', 'default_run_dir', 'notebook_run', 'player']
 
 # %% ../nbs/foundations/core.ipynb #e42d64fb
 SCALES = ('debug', 'mini', 'paper')
@@ -78,6 +78,49 @@ def seed_everything(seed: int # the seed for `random`, NumPy and torch
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
+# %% ../nbs/foundations/core.ipynb #4938c4c8
+class UserError(Exception):
+    "A mistake in what the user asked for: the command line prints the message on one line and exits 2."
+
+class NotBuiltYet(UserError):
+    "A stage of the paper's chain that has not been implemented yet."
+    def __init__(self, stage: str): super().__init__(f'{stage} has not been built yet')
+
+def count_params(model: torch.nn.Module) -> dict:
+    "Total, trainable and frozen parameter counts, as the authors' `params` command prints them."
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {'total': total, 'trainable': trainable, 'frozen': total - trainable}
+
+# %% ../nbs/foundations/core.ipynb #15165132
+def _launched_processes() -> int:
+    "How many processes the launcher started, read from its environment (torchrun's or MPI's)."
+    for name in ('WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'MV2_COMM_WORLD_SIZE'):
+        if os.environ.get(name): return int(os.environ[name])
+    return 1
+
+def launch_state():
+    "Accelerate's `PartialState` when several processes were launched, else None (one process)."
+    n = _launched_processes()
+    if n <= 1: return None
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+    state = PartialState(cpu=parse_flag_from_env('ACCELERATE_USE_CPU'))
+    if state.num_processes != n:
+        raise UserError(f'{n} processes were launched but Accelerate joined {state.num_processes} of them; '
+                        'on a machine without GPUs set ACCELERATE_USE_CPU=1')
+    return state
+
+def is_main_process() -> bool:
+    "True in the one process that writes shared files (always, with one process)."
+    state = launch_state()
+    return state is None or state.is_main_process
+
+def wait_for_everyone():
+    "Block until every launched process gets here (returns at once with one process)."
+    state = launch_state()
+    if state is not None: state.wait_for_everyone()
+
 # %% ../nbs/foundations/core.ipynb #64a396a1
 ARTIFACT_FILES = ('model.safetensors', 'config.json', 'metrics.json')
 
@@ -125,7 +168,7 @@ class RunDir:
                 ):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._sweep()
+        if is_main_process(): self._sweep()  # another process's sweep could remove the main one's write
 
     def _sweep(self):
         "Remove temporary folders left by an interrupted write."
@@ -146,19 +189,24 @@ class RunDir:
              metrics: dict|None = None, # saved as `metrics.json`
              write_extra: Callable[[Path], None]|None = None # writes further files into the folder
             ) -> Path:
-        "Write a stage's artifacts into a temporary folder, then rename it into place."
-        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f'.{stage}.partial-'))
+        "Write a stage's artifacts into a temporary folder, then rename it into place (the main process writes, the others wait)."
+        dest = self.path(stage)
+        try:
+            if is_main_process(): self._write(dest, tensors, config, metrics, write_extra)
+        finally: wait_for_everyone()  # also when the write failed: the others then find no stage, instead of hanging
+        return dest
+
+    def _write(self, dest, tensors, config, metrics, write_extra):
+        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f'.{dest.name}.partial-'))
         try:
             save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp/'model.safetensors'))
             (tmp/'config.json').write_text(config.to_json())
             if write_extra is not None: write_extra(tmp)
             (tmp/'metrics.json').write_text(to_json(metrics or {}))
-            dest = self.path(stage)
             if dest.exists(): shutil.rmtree(dest)
             os.rename(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True); raise
-        return dest
 
     def load(self, stage: str) -> tuple[dict, StageConfig, dict]:
         "The tensors, config and metrics of a complete stage."
@@ -174,7 +222,7 @@ class RunDir:
 
     def record_time(self, stage: str, seconds: float):
         "Keep a stage's build time in `timings.json` (written atomically), so a resumed run still knows it."
-        atomic_write_text(self.root/'timings.json', to_json({**self.timings(), stage: seconds}))
+        if is_main_process(): atomic_write_text(self.root/'timings.json', to_json({**self.timings(), stage: seconds}))
 
     def __repr__(self): return f'RunDir({shown_path(self.root)!r}, complete={self.completed()})'
 
@@ -186,12 +234,14 @@ def run_stage(run: RunDir, # where artifacts live
               verbose: bool = True
              ) -> tuple[dict, StageConfig, dict]:
     "Load `stage` from `run` if complete, else build it, save it atomically and return it."
-    if run.is_complete(stage): return run.load(stage)  # found: loaded silently (stages call each other's ensure often)
+    found = run.is_complete(stage)
+    wait_for_everyone()  # every process has looked before the main one may write the stage
+    if found: return run.load(stage)  # loaded silently (stages call each other's ensure often)
     t0 = time.time()
     tensors, config, metrics = build()
     metrics = {**metrics, 'build_seconds': round(time.time() - t0, 2)}
     run.save(stage, tensors, config, metrics, write_extra)
-    if verbose: print(f'[{stage}] built in {metrics["build_seconds"]:.1f}s')
+    if verbose and is_main_process(): print(f'[{stage}] built in {metrics["build_seconds"]:.1f}s')
     return run.load(stage)
 
 # %% ../nbs/foundations/core.ipynb #aae1e884
@@ -212,6 +262,19 @@ def _save_train_state(path: Path, model, opt, step, losses):
     torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'step': step, 'losses': losses}, tmp)
     os.replace(tmp, path)
 
+# %% ../nbs/foundations/core.ipynb #96a65cb0
+def shard_batch(batch: dict, # the global batch of a step, the same in every process
+                index: int, # this process's rank
+                count: int # how many processes share the batch
+               ) -> dict:
+    "This process's equal share of `batch`: its slice of every tensor whose first dimension is the batch size (that of the first tensor with a dimension); other entries unchanged."
+    size = next((v.shape[0] for v in batch.values() if torch.is_tensor(v) and v.ndim), None)
+    if size is None: return batch
+    if size % count: raise UserError(f'a batch of {size} does not split evenly over {count} processes: '
+                                     f'launch a number of processes that divides {size}, or change batch_size')
+    share = slice(index * size // count, (index + 1) * size // count)
+    return {k: v[share] if torch.is_tensor(v) and v.ndim and v.shape[0] == size else v for k, v in batch.items()}
+
 # %% ../nbs/foundations/core.ipynb #4d9f4534
 def train_loop(model: torch.nn.Module, # trained in place
                loss_fn: Callable, # `loss_fn(model, batch) -> scalar loss`
@@ -223,7 +286,9 @@ def train_loop(model: torch.nn.Module, # trained in place
               ) -> list[float]:
     "Train `model` for `args.steps` AdamW steps through Accelerate; returns the loss of every step."
     from accelerate import Accelerator
+    launch_state()  # refuses processes that Accelerate did not join
     acc = Accelerator()
+    many = acc.num_processes > 1
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.betas), weight_decay=args.weight_decay)
     warm = max(args.warmup, 0)
@@ -231,27 +296,30 @@ def train_loop(model: torch.nn.Module, # trained in place
     start, losses = 0, []
     ckpt_path = Path(ckpt_path) if ckpt_path else None
     if ckpt_path and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+        state = torch.load(ckpt_path, map_location='cpu', weights_only=True)
         acc.unwrap_model(model).load_state_dict(state['model']); opt.load_state_dict(state['opt'])
         start, losses = state['step'], state['losses']
     # the warm-up schedule, counted from step 0 even when resuming at `start`
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + start + 1) / warm) if warm else 1.0)
     model.train()
-    bar = tqdm(range(start, args.steps), desc=args.desc, disable=not progress or not acc.is_local_main_process,
+    bar = tqdm(range(start, args.steps), desc=args.desc, disable=not progress or not acc.is_main_process,
                initial=start, total=args.steps, mininterval=1.0)
     for step in bar:
-        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in get_batch(step).items()}
+        batch = get_batch(step)
+        if many: batch = shard_batch(batch, acc.process_index, acc.num_processes)
+        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         loss = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         if args.grad_clip: acc.clip_grad_norm_(params, args.grad_clip)
         opt.step(); sched.step()
-        losses.append(loss.item())
+        losses.append((acc.reduce(loss.detach(), 'mean') if many else loss).item())
         if step % 10 == 0: bar.set_postfix(loss=f'{np.mean(losses[-50:]):.4f}')
         if ckpt_path and args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
-            _save_train_state(ckpt_path, acc.unwrap_model(model), opt, step + 1, losses)
+            if acc.is_main_process: _save_train_state(ckpt_path, acc.unwrap_model(model), opt, step + 1, losses)
     model.eval()
-    if ckpt_path and ckpt_path.exists(): ckpt_path.unlink()
+    acc.wait_for_everyone()
+    if ckpt_path and ckpt_path.exists() and acc.is_main_process: ckpt_path.unlink()
     return losses
 
 # %% ../nbs/foundations/core.ipynb #5de24298
@@ -266,20 +334,6 @@ def notebook_run(scale: str # one of `SCALES`
                 ) -> RunDir:
     "The shared run directory of `scale` (`default_run_dir`), as a `RunDir`."
     return RunDir(default_run_dir(scale))
-
-# %% ../nbs/foundations/core.ipynb #4938c4c8
-class UserError(Exception):
-    "A mistake in what the user asked for: the command line prints the message on one line and exits 2."
-
-class NotBuiltYet(UserError):
-    "A stage of the paper's chain that has not been implemented yet."
-    def __init__(self, stage: str): super().__init__(f'{stage} has not been built yet')
-
-def count_params(model: torch.nn.Module) -> dict:
-    "Total, trainable and frozen parameter counts, as the authors' `params` command prints them."
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {'total': total, 'trainable': trainable, 'frozen': total - trainable}
 
 # %% ../nbs/foundations/core.ipynb #p1a7e001
 def player(clip, # one mono clip [T] (NumPy or torch), in [-1, 1]

@@ -40,9 +40,12 @@ def frechet_distance(emb_a, # embeddings of one set, one row per clip [n_a, d]
     "Fréchet distance between Gaussians fitted to two embedding sets; exact for rank-deficient covariances, never negative."
     mu_a, A = _centred(emb_a, 'emb_a'); mu_b, B = _centred(emb_b, 'emb_b')
     if A.shape[1] != B.shape[1]: raise UserError(f'embedding sizes differ: {A.shape[1]} vs {B.shape[1]}')
-    Ra, Rb = np.linalg.qr(A, mode='r'), np.linalg.qr(B, mode='r')  # A = Qa Ra: the nuclear norm of A B^T is that of Ra Rb^T
-    cross = np.linalg.svd(Ra @ Rb.T, compute_uv=False).sum()
-    d2 = ((mu_a - mu_b) ** 2).sum() + (Ra ** 2).sum() + (Rb ** 2).sum() - 2 * cross
+    if len(A) * len(B) <= A.shape[1] ** 2:  # few clips: the singular values of the small n_a x n_b matrix A B^T
+        cross = np.linalg.svd(A @ B.T, compute_uv=False).sum()
+    else:  # many clips: A = Qa Ra, and the nuclear norm of A B^T is that of the d x d matrix Ra Rb^T
+        Ra, Rb = np.linalg.qr(A, mode='r'), np.linalg.qr(B, mode='r')
+        cross = np.linalg.svd(Ra @ Rb.T, compute_uv=False).sum()
+    d2 = ((mu_a - mu_b) ** 2).sum() + (A ** 2).sum() + (B ** 2).sum() - 2 * cross
     return float(max(d2, 0.0))
 
 def frechet_distance_sqrtm(emb_a, emb_b) -> tuple[float, float]:

@@ -165,7 +165,9 @@ def generate_scored(model: ScoreBackbone, codec, # a score-conditioned model and
                     cfg_scale: float|None = None, # the joint guidance weight w (default: the stage config's)
                     seed: int = 0, # prompt i uses seed + i
                     use_prefix: bool|None = None, # prefix and negative prompt (default: the stage config's)
-                    steps: int|None = None, progress: bool = True) -> torch.Tensor:
+                    steps: int|None = None, progress: bool = True,
+                    text_encoder=None # default: `ttm_pref.encoders.get_text_encoder()` (MiniLM); the paper's T5 + CLAP at paper scale
+                   ) -> torch.Tensor:
     "Audio [N, T] with joint text + reward guidance: w v(prefix + prompt, s) + (1 - w) v(negative, null score)."
     sc = model.score_cfg
     use_prefix = sc.use_prefix if use_prefix is None else use_prefix
@@ -175,7 +177,7 @@ def generate_scored(model: ScoreBackbone, codec, # a score-conditioned model and
     texts = [PREFIX + c for c in captions] if use_prefix else list(captions)
     return generate(model, codec, texts, seed=seed, steps=steps or sc.sample_steps,
                     cfg_scale=sc.cfg_scale if cfg_scale is None else cfg_scale, negative=NEGATIVE if use_prefix else None,
-                    progress=progress, score=(s, torch.full((n,), float('nan'))))
+                    progress=progress, text_encoder=text_encoder, score=(s, torch.full((n,), float('nan'))))
 
 # %% ../nbs/02_score_sft.ipynb #75e8c4fe
 def score_folder(head: str) -> str:
