@@ -24,7 +24,8 @@ from .score_sft import ScoreBackbone, generate_scored
 # %% auto #0
 __all__ = ['GPUS', 'PAPER_GPU', 'BENCH_CAPTION', 'HashedTextEncoder', 'scale_text_encoder', 'random_weight_model',
            'guided_step_flops', 'gpu_estimate', 'paper_scale_clip', 'clip_report_lines', 'BenchConfig', 'bench_sampler',
-           'train_step_flops', 'bench_train', 'bench_frechet', 'run_bench', 'bench_markdown', 'write_bench']
+           'train_step_flops', 'bench_train', 'bench_frechet', 'run_bench', 'bench_markdown', 'write_bench',
+           'op_time_shares', 'shares_markdown']
 
 # %% ../nbs/08_scale.ipynb #05fa2b6e
 class HashedTextEncoder:
@@ -298,3 +299,39 @@ def write_bench(res: dict, # from `run_bench`
     atomic_write_text(path, to_json(res))
     atomic_write_text(path.with_suffix('.md'), bench_markdown(res))
     return path.with_suffix('.md')
+
+# %% ../nbs/08_scale.ipynb #e822a4c4
+def _op_kind(name: str) -> str:
+    "The kind of work of an ATen operator (profiler or FLOP-counter name)."
+    n = name.replace('aten::', '').replace('aten.', '').split('.')[0]
+    if 'attention' in n: return 'attention'
+    if n in ('addmm', 'mm', 'bmm', 'baddbmm', 'matmul', 'linear') or 'convolution' in n: return 'matmul'
+    if 'norm' in n: return 'normalisation'
+    if n in ('copy_', 'cat', 'clone', 'contiguous', 'fill_', 'zero_', 'stack', 'index', 'slice_backward'): return 'copy'
+    return 'elementwise'
+
+def op_time_shares(work, # a function doing the work once
+                   reps: int = 3 # profiled repetitions (after two warm-up calls)
+                  ) -> list[dict]:
+    "Per kind of operator: milliseconds per call of `work`, share of the time, GFLOP and GFLOP/s."
+    from torch.profiler import profile, ProfilerActivity
+    for _ in range(2): work()
+    with FlopCounterMode(display=False) as counter: work()
+    flops = {}
+    for op, n in counter.get_flop_counts().get('Global', {}).items(): flops[_op_kind(str(op))] = flops.get(_op_kind(str(op)), 0) + n
+    os.environ.setdefault('KINETO_LOG_LEVEL', '5')  # the profiler library otherwise logs that this machine has no GPU
+    with profile(activities=[ProfilerActivity.CPU], acc_events=True) as prof:
+        for _ in range(reps): work()
+    ms = {}
+    for e in prof.key_averages(): ms[_op_kind(e.key)] = ms.get(_op_kind(e.key), 0.0) + e.self_cpu_time_total / 1e3 / reps
+    total = sum(ms.values())
+    return [{'kind': k, 'ms': ms[k], 'share': ms[k] / total, 'gflop': flops.get(k, 0) / 1e9,
+             'gflops': flops.get(k, 0) / ms[k] / 1e6 if ms[k] else 0.0} for k in sorted(ms, key=ms.get, reverse=True)]
+
+def shares_markdown(rows: list[dict], # from `op_time_shares`
+                    peak: float # the matmul peak (GFLOP/s)
+                   ) -> str:
+    "The profile as a Markdown table, each kind's GFLOP/s also as a fraction of `peak`."
+    return markdown_table([{'kind': r['kind'], 'ms': f"{r['ms']:.1f}", 'time': f"{r['share']:.0%}", 'GFLOP': f"{r['gflop']:.2f}",
+                            'GFLOP/s': f"{r['gflops']:.0f}" if r['gflop'] else '', 'of peak': f"{r['gflops'] / peak:.0%}" if r['gflop'] else ''}
+                           for r in rows], ['kind', 'ms', 'time', 'GFLOP', 'GFLOP/s', 'of peak'])
