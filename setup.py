@@ -18,9 +18,10 @@ py_versions = '3.10 3.11 3.12'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
-# The paper scale needs LAION-CLAP (numpy<2, torchvision, tokenizers fetched on import):
-# kept out of the default install and imported lazily.
-paper_requirements = ['laion-clap>=1.1.4']
+# The paper scale's LAION-CLAP adapter runs laion_clap's model code, which needs `paper_requirements`. laion-clap
+# itself declares numpy<2 (it runs with numpy 2), so pip cannot install it with its dependencies here:
+# `python -m pip install --no-deps laion-clap==1.1.7` beside this extra (as .ci/run does).
+paper_requirements = shlex.split(cfg.get('paper_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses[cfg['license'].lower()]
 console_scripts = [s for s in cfg.get('console_scripts', '').split() if s]
@@ -37,7 +38,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['ttm_pref', 'ttm_pref.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'paper': paper_requirements},
+    extras_require={'dev': dev_requirements + paper_requirements, 'paper': paper_requirements},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

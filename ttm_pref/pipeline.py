@@ -21,10 +21,11 @@ from .crossload import ensure_crossload
 from .crpo import ensure_crpo
 from .postproc import ensure_postproc, is_postprocessed
 from .eval import ensure_eval, is_evaluated, ROWS
+from .assets import PAPER_ASSETS, missing_paper_assets
 
 # %% auto #0
-__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'PAPER_ASSETS', 'Stage', 'get_stage', 'run_chain', 'stage_seconds',
-           'missing_paper_assets', 'check_paper_assets', 'report_markdown', 'load_generator']
+__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'Stage', 'get_stage', 'run_chain', 'stage_seconds',
+           'check_paper_assets', 'report_markdown', 'load_generator']
 
 # %% ../nbs/09_pipeline.ipynb #361d3996
 @dataclass
@@ -142,20 +143,6 @@ def stage_seconds(run: RunDir) -> dict[str, float]:
     return {s.name: t[s.name] for s in CHAIN if s.name in t}
 
 # %% ../nbs/09_pipeline.ipynb #6bcb3138
-PAPER_ASSETS = {  # environment variable -> what it must point at
-    'TTM_PREF_JAMENDO': 'MTG-Jamendo training clips and captions',
-    'TTM_PREF_SDD': 'Song Describer prompts and the SDD-706 reference clips',
-    'TTM_PREF_CLAP_CKPT': 'the LAION-CLAP music checkpoint music_audioset_epoch_15_esc_90.14.pt',
-    'TTM_PREF_MERT': 'a MERT-v1-330M model folder',
-    'TTM_PREF_T5': 'a T5 text-encoder model folder',
-    'TTM_PREF_PREFS': 'human A-vs-B preference pairs (Music Arena, MusicPrefs, AIME, SongEval)',
-    'TTM_PREF_DEMUCS_REPO': 'a Demucs folder with mdx_extra.yaml and its checkpoints',
-}
-
-def missing_paper_assets() -> list[str]:
-    "The environment variables of `PAPER_ASSETS` that are unset or point at nothing."
-    return [k for k in PAPER_ASSETS if not (os.environ.get(k) and Path(os.environ[k]).exists())]
-
 def check_paper_assets():
     "A one-line `UserError` naming every missing paper asset; `NotBuiltYet` for the paper-scale chain itself."
     missing = missing_paper_assets()

@@ -21,12 +21,13 @@ from .music import STEMS
 from .world import render_batch, ensure_world
 from .metrics import save_heldout, load_heldout, heldout_clips
 from .backbone import loss_summary
+from .assets import load_demucs, DEMUCS_REPO_ENV
 
 # %% auto #0
-__all__ = ['DEMUCS_REPO_ENV', 'POSTPROC_DIR', 'peak_normalise', 'normalize_loudness', 'OracleSeparator', 'separate',
-           'remove_vocals', 'PostprocConfig', 'build_separator', 'remix_batch', 'separator_loss', 'sdr',
-           'separation_quality', 'pretrained_separator', 'train_separator', 'ensure_separator', 'postprocess',
-           'postprocessed', 'ensure_postproc', 'is_postprocessed', 'read_wav', 'write_wav_atomic', 'postprocess_folder']
+__all__ = ['POSTPROC_DIR', 'peak_normalise', 'normalize_loudness', 'OracleSeparator', 'separate', 'remove_vocals',
+           'PostprocConfig', 'build_separator', 'remix_batch', 'separator_loss', 'sdr', 'separation_quality',
+           'pretrained_separator', 'train_separator', 'ensure_separator', 'postprocess', 'postprocessed',
+           'ensure_postproc', 'is_postprocessed', 'read_wav', 'write_wav_atomic', 'postprocess_folder']
 
 # %% ../nbs/06_postproc.ipynb #616b662b
 def peak_normalise(audio: torch.Tensor, # clips [N, T]
@@ -181,22 +182,11 @@ def separation_quality(model: nn.Module, # the separator
             'instrumental_sdr': med(sdr(rest[~sings], rest_est[~sings])), 'n_singing': int(sings.sum()), 'n': len(stems)}
 
 # %% ../nbs/06_postproc.ipynb #ccd2713e
-DEMUCS_REPO_ENV = 'TTM_PREF_DEMUCS_REPO'  # a folder holding mdx_extra.yaml and its four checkpoints
-
 def pretrained_separator(name: str = 'mdx_extra', # a pretrained Demucs bag of models
                          repo: str|Path|None = None # its local folder (default: $TTM_PREF_DEMUCS_REPO, else assets/demucs)
                         ) -> nn.Module:
-    "A pretrained Demucs from local files; a one-line error naming what is missing and how to get it."
-    import re
-    repo = Path(repo or os.environ.get(DEMUCS_REPO_ENV) or 'assets/demucs')
-    how = (f'demucs keeps the checkpoints in torch hub\'s checkpoints folder after its first `demucs -n {name}` on a machine with '
-           f'internet, and {name}.yaml ships in the demucs package\'s remote/ folder; copy them into one folder and set {DEMUCS_REPO_ENV}')
-    spec = repo/f'{name}.yaml'
-    if not spec.exists(): raise UserError(f'Demucs {name} not found: {shown_path(repo)} has no {name}.yaml; {how}')
-    missing = [sig for sig in re.findall(r'[0-9a-f]{8}', spec.read_text().split('segment')[0]) if not list(repo.glob(f'{sig}-*.th'))]
-    if missing: raise UserError(f'Demucs {name} incomplete: {shown_path(repo)} lacks checkpoint(s) ' + ', '.join(f'{m}-*.th' for m in missing) + f'; {how}')
-    from demucs.pretrained import get_model
-    return get_model(name, repo=repo).eval()
+    "A pretrained Demucs from local files (`assets.load_demucs`: weights_only=True); a one-line error naming what is missing."
+    return load_demucs(name, repo)
 
 def train_separator(cfg: PostprocConfig, sr: int, seconds: float, # sizes, the world's rate and clip length
                     stems: torch.Tensor, # training stems [N, 4, T]
