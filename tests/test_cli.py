@@ -7,10 +7,10 @@ from conftest import ttm
 def _statuses(out):
     return {r['stage']: r['status'] for r in json.loads((out/'report.json').read_text())['stages']}
 
-def test_help_lists_the_seven_subcommands():
+def test_help_lists_the_eight_subcommands():
     res = ttm('--help')
     assert res.returncode == 0
-    for cmd in ('run', 'params', 'infer', 'postproc', 'eval', 'reproduce', 'train'): assert cmd in res.stdout
+    for cmd in ('run', 'params', 'infer', 'postproc', 'eval', 'reproduce', 'train', 'bench'): assert cmd in res.stdout
 
 def test_chain_builds_then_skips_everything(debug_run):
     out, _ = debug_run
@@ -111,3 +111,20 @@ def test_train_a_refinement_on_an_existing_run(debug_run):
     res = ttm('train', '--stage', 'crpo', '--scale', 'debug', '--out', out)
     assert res.returncode == 0, res.stderr
     assert '== crpo: found, skipped' in res.stdout
+
+def test_bench_writes_json_and_markdown(debug_run, tmp_path):
+    out, _ = debug_run
+    res = ttm('bench', '--scale', 'debug', '--run', out, '--json', tmp_path/'bench.json')
+    assert res.returncode == 0, res.stderr
+    got = json.loads((tmp_path/'bench.json').read_text())
+    for key in ('matmul_gflops', 'sampler_fraction_of_peak', 'train_fraction_of_peak', 'fad_speedup_vs_sqrtm', 'fad_rel_error'):
+        assert isinstance(got[key], float) and got[key] >= 0, key
+    assert got['fad_rel_error'] < 1e-6 and got['stage_seconds'].keys() >= {'world', 'baseline', 'eval'}
+    md = (tmp_path/'bench.md').read_text()
+    assert '| sampler |' in md and 'Stage times of the last run' in md and md in res.stdout + '\n'
+
+def test_paper_infer_without_run_refuses_trained_stage_options(tmp_path):
+    (tmp_path/'p.csv').write_text('caption\na calm piano\n')
+    res = ttm('infer', '--scale', 'paper', '--prompts', tmp_path/'p.csv', '--out', tmp_path/'w', '--stage', 'crpo')
+    assert res.returncode == 2 and res.stderr.count('\n') == 1 and '--stage' in res.stderr
+    assert not (tmp_path/'w').exists()

@@ -475,7 +475,7 @@ def sample(model: Backbone, # a trained backbone
            steps: int|None = None, # Euler steps (default: cfg.sample_steps)
            cfg_scale: float|None = None, # guidance weight w (1: no guidance; default: cfg.cfg_scale)
            n_frames: int|None = None, # latent frames (default: cfg.latent_frames)
-           batch_size: int = 16, # prompts per batched forward (the forward sees twice this; 16 is the fastest per clip here, see 08_scale)
+           batch_size: int = 64, # prompts per batched forward (the forward sees twice this)
            progress: bool = True,
            **extra # per-example conditioning tensors for later stages, as (cond [N, ...], negative [N, ...]) pairs
           ) -> torch.Tensor:
@@ -508,7 +508,7 @@ def generate(model: Backbone, # a trained backbone
              cfg_scale: float|None = None, # guidance weight (default: the config's)
              negative: str|None = None, # negative prompt (default: the null text "")
              text_encoder=None, # default: `ttm_pref.encoders.get_text_encoder()`
-             batch_size: int = 16, # prompts per batched forward
+             batch_size: int = 64, # prompts per batched forward
              progress: bool = True,
              **extra # per-example conditioning for later stages, as in `sample`
             ) -> torch.Tensor:
@@ -584,7 +584,7 @@ def matmul_peak_gflops(n: int = 2048, # square matrix size
     return best
 
 def sampler_speed(model: Backbone, codec: MelCodec, captions: list[str], # prompts to time
-                  steps: int = 25, batch_size: int = 16, text_encoder=None) -> dict:
+                  steps: int = 25, batch_size: int = 64, text_encoder=None) -> dict:
     "Clips/s end to end and for the transformer alone, its GFLOP/s and its fraction of the matmul peak."
     from torch.utils.flop_counter import FlopCounterMode
     if text_encoder is None:

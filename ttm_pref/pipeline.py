@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_json
+from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_json, is_main_process
 from .world import ensure_world, is_world_cached
 from .encoders import ensure_clap, ensure_second_encoder
 from .listeners import ensure_panel, ensure_preferences
@@ -115,6 +115,7 @@ def run_chain(out: str|Path, # the run directory
     if until is not None and until not in STAGES: raise UserError(f'unknown stage {until!r}; stages are: {", ".join(STAGES)}')
     if scale == 'paper': check_paper_assets()
     run = RunDir(out)
+    verbose = verbose and is_main_process()  # under `accelerate launch`, one process speaks for all
     rows = []
     for stage in CHAIN:
         if stage.ensure is None:
@@ -131,8 +132,9 @@ def run_chain(out: str|Path, # the run directory
             if verbose: print(f"== {stage.name}: {'found, skipped' if was_done else 'built'} in {seconds:.1f}s", flush=True)
         if stage.name == until: break
     report = {'scale': scale, 'stages': rows}
-    atomic_write_text(run.root/'report.json', to_json(report))
-    atomic_write_text(run.root/'report.md', report_markdown(report))
+    if is_main_process():
+        atomic_write_text(run.root/'report.json', to_json(report))
+        atomic_write_text(run.root/'report.md', report_markdown(report))
     if verbose: print(report_markdown(report))
     return report
 

@@ -152,7 +152,7 @@ def clip_report_lines(r: dict # from `paper_scale_clip`
             f"{r['fp32_at_peak_s']:.3f} s at its fp32 peak ({GPUS[r['gpu']]['fp32']}); at the {r['fraction_of_peak']:.0%} reached here: "
             f"{r['bf16_at_fraction_s']:.2f} s (bf16) / {r['fp32_at_fraction_s']:.2f} s (fp32)"]
 
-# %% ../nbs/08_scale.ipynb #8cf56951
+# %% ../nbs/08_scale.ipynb #40b1a4fd
 @register_config('bench',
     debug=dict(matmul_n=256, n_prompts=4, sample_steps=2, sampler_batch=2, train_steps=5, timed_from=2, fad_dim=32,
                fad_n_a=20, fad_n_b=60, fad_repeats=1),
@@ -163,7 +163,7 @@ class BenchConfig(StageConfig):
     model_scale: str = ''  # the scale of the timed models (default: the config's own scale)
     n_prompts: int = 64  # prompts the sampler generates
     sample_steps: int = 25  # Euler steps per prompt
-    sampler_batch: int = 16  # prompts per batched forward (the chain's default)
+    sampler_batch: int = 64  # prompts per batched forward (the chain's default)
     train_steps: int = 12  # training steps run
     timed_from: int = 3  # steps before this one warm up and are not timed
     fad_dim: int = 512  # embedding size of the Fréchet comparison (LAION-CLAP's)
