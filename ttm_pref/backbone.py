@@ -23,7 +23,8 @@ __all__ = ['flow_interpolate', 'flow_target', 'sample_timesteps', 'euler_sample'
            'timestep_features', 'rope_tables', 'apply_rope', 'modulate', 'TokenMLP', 'Modulation', 'JointBlock',
            'SingleBlock', 'Backbone', 'build_backbone', 'null_text', 'drop_text', 'flow_matching_loss', 'make_codec',
            'encode_text', 'prepare_training_data', 'flow_batch', 'train_backbone', 'initial_noise', 'sample',
-           'generate', 'loss_summary', 'load_stage_model', 'ensure_baseline', 'matmul_peak_gflops', 'sampler_speed']
+           'generate', 'loss_summary', 'load_stage_model', 'ensure_baseline', 'matmul_peak_gflops', 'flop_counter',
+           'sampler_speed']
 
 # %% ../nbs/00_backbone.ipynb #2851e406
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -583,10 +584,25 @@ def matmul_peak_gflops(n: int = 2048, # square matrix size
         t0 = time.perf_counter(); a @ b; best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
     return best
 
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+def _cpu_attention_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+def flop_counter():
+    "A `FlopCounterMode` that also counts the CPU's fused attention (PyTorch's own table knows only the GPU kernels)."
+    from torch.utils.flop_counter import FlopCounterMode
+    aten = torch.ops.aten
+    return FlopCounterMode(display=False, custom_mapping={
+        aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward_flops})
+
 def sampler_speed(model: Backbone, codec: MelCodec, captions: list[str], # prompts to time
                   steps: int = 25, batch_size: int = 64, text_encoder=None) -> dict:
     "Clips/s end to end and for the transformer alone, its GFLOP/s and its fraction of the matmul peak."
-    from torch.utils.flop_counter import FlopCounterMode
     if text_encoder is None:
         from ttm_pref.encoders import get_text_encoder
         text_encoder = get_text_encoder()
@@ -594,7 +610,7 @@ def sampler_speed(model: Backbone, codec: MelCodec, captions: list[str], # promp
     text = encode_text(text_encoder, captions, cfg)
     n_frames = codec.frames(codec.n_samples)
     x = torch.randn(2 * min(n, batch_size), cfg.latent_channels, n_frames)
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
+    with flop_counter() as fc, torch.no_grad():
         b = {k: torch.cat([v[:batch_size]] * 2) for k, v in text.items()}
         model(x, torch.rand(len(x)), b['tokens'], b['mask'], b['pooled'])
     flops = fc.get_total_flops() / min(n, batch_size) * n * steps  # per prompt (both branches) x prompts x steps
