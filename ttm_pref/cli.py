@@ -227,4 +227,5 @@ def main(argv: list[str]|None = None # the arguments (default: `sys.argv[1:]`)
 
 # %% ../nbs/10_cli.ipynb #c1i0main
 #| eval: false
-if __name__ == '__main__': sys.exit(main())  # `python -m ttm_pref.cli` (and `accelerate launch -m ttm_pref.cli`)
+# `python -m ttm_pref.cli` (and `accelerate launch -m ttm_pref.cli`); a notebook kernel is `__main__` too, and must not run it
+if __name__ == '__main__' and 'ipykernel' not in sys.modules: sys.exit(main())
