@@ -368,7 +368,7 @@ def write_eval_json(path: str|Path, summary: dict, per_clip: list[dict]):
     atomic_write_text(path, to_json(summary))
     atomic_write_text(path.with_suffix('.csv'), _csv_text(per_clip, ['id', 'caption', 'clap_score', 'reward', 'listener_score']))
 
-# %% ../nbs/07_eval.ipynb #4dadf304
+# %% ../nbs/07_eval.ipynb #866907dd
 def write_submission(run: RunDir, scale: str, # the run (the final model complete)
                      seed: int, # the submission's base seed
                      out: str|Path, # the folder to create (its zip goes beside it, `<out>.zip`)
