@@ -24,8 +24,7 @@ __all__ = ['flow_interpolate', 'flow_target', 'sample_timesteps', 'euler_sample'
            'modulate', 'TokenMLP', 'Modulation', 'JointBlock', 'SingleBlock', 'Backbone', 'build_backbone', 'null_text',
            'drop_text', 'flow_matching_loss', 'make_codec', 'encode_text', 'prepare_training_data', 'flow_batch',
            'train_backbone', 'initial_noise', 'sample', 'generate', 'loss_summary', 'load_stage_model',
-           'ensure_baseline', 'derangement', 'prompt_following', 'listener_breakdown', 'matmul_peak_gflops',
-           'flop_counter', 'sampler_speed']
+           'ensure_baseline', 'listener_breakdown', 'matmul_peak_gflops', 'flop_counter', 'sampler_speed']
 
 # %% ../nbs/00_backbone.ipynb #2851e406
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -628,34 +627,15 @@ def ensure_baseline(run: RunDir, # the run directory
     run_stage(run, stage, build, verbose=progress)
     return load_stage_model(run, stage)[0]
 
-# %% ../nbs/00_backbone.ipynb #d5362990
-def derangement(n: int, seed: int = 0) -> np.ndarray:
-    "A random permutation of range(n) that moves every index (no prompt is paired with itself)."
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.where(perm == np.arange(n), np.roll(perm, 1), perm)
-
-def prompt_following(clap, # an embedder with `embed_audio` and `embed_text` (see `encoders`)
-                     clips: torch.Tensor, # [N, T]
-                     captions: list[str] # caption i is the prompt of clip i
-                    ) -> dict:
-    "Cosine of each clip with its own prompt vs a shuffled one: the means and the paired t-test."
-    from scipy.stats import ttest_rel
-    a, t = clap.embed_audio(clips), clap.embed_text(list(captions))
-    matched, shuffled = (a * t).sum(-1).numpy(), (a * t[derangement(len(captions))]).sum(-1).numpy()
-    res = ttest_rel(matched, shuffled)
-    return {'clap_matched': float(matched.mean()), 'clap_shuffled': float(shuffled.mean()),
-            'clap_t': float(res.statistic), 'clap_p': float(res.pvalue)}
-
+# %% ../nbs/00_backbone.ipynb #6b5efc55
 def listener_breakdown(panel, # the listener panel (see `listeners.ensure_panel`)
                        clips: torch.Tensor, # [N, T]
                        captions: list[str]) -> dict:
     "The panel's mean score of the clips and each taste term's mean share of it (in score units; the shares plus a constant make the score)."
-    from ttm_pref.listeners import hear, taste_terms, TASTE_WEIGHTS
+    from ttm_pref.listeners import hear, taste_terms, taste_score, TASTE_WEIGHTS
     terms = taste_terms(panel, hear(clips, panel.cfg.n_mels), list(captions))
-    w, (_, spread) = panel.cfg.weights, panel.score_norm
-    per_clip = {k: w[k] * terms[k] / spread for k in TASTE_WEIGHTS}
-    score = (sum(w[k] * terms[k] for k in TASTE_WEIGHTS) - panel.score_norm[0]) / spread
-    return {'listener': float(score.mean()), **{k: float(v.mean()) for k, v in per_clip.items()}}
+    shares = {k: float((panel.cfg.weights[k] * terms[k]).mean() / panel.score_norm[1]) for k in TASTE_WEIGHTS}
+    return {'listener': float(taste_score(panel, terms).mean()), **shares}
 
 # %% ../nbs/00_backbone.ipynb #2e0f3185
 def matmul_peak_gflops(n: int = 2048, # square matrix size
