@@ -16,14 +16,16 @@ import torchaudio
 from tqdm.auto import tqdm
 
 from .core import (StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop,
-                           UserError, count_params, atomic_write_text, to_json)
+                           UserError, count_params, atomic_write_text, to_json, shown_path)
 
 # %% auto #0
-__all__ = ['flow_interpolate', 'flow_target', 'sample_timesteps', 'euler_sample', 'BackboneConfig', 'semitone_centres',
-           'triangle_filterbank', 'FilterbankCodec', 'latent_ceiling', 'timestep_features', 'rope_tables', 'apply_rope',
-           'modulate', 'TokenMLP', 'Modulation', 'JointBlock', 'SingleBlock', 'Backbone', 'build_backbone', 'null_text',
-           'drop_text', 'flow_matching_loss', 'make_codec', 'encode_text', 'prepare_training_data', 'flow_batch',
-           'train_backbone', 'initial_noise', 'sample', 'generate', 'loss_summary', 'load_stage_model',
+__all__ = ['FLUXAUDIO_VARIANTS', 'FLUXAUDIO_LEFTOVERS', 'flow_interpolate', 'flow_target', 'sample_timesteps', 'euler_sample',
+           'BackboneConfig', 'semitone_centres', 'triangle_filterbank', 'FilterbankCodec', 'latent_ceiling',
+           'timestep_features', 'rope_tables', 'apply_rope', 'modulate', 'ChannelLastConv1d', 'token_layer',
+           'gated_hidden', 'GatedMLP', 'adaln', 'SelfAttention', 'StreamBlock', 'JointBlock', 'FinalLayer',
+           'TimestepEmbedder', 'Backbone', 'build_backbone', 'fluxaudio_state', 'fluxaudio_config', 'load_fluxaudio',
+           'null_text', 'drop_text', 'flow_matching_loss', 'make_codec', 'encode_text', 'prepare_training_data',
+           'flow_batch', 'train_backbone', 'initial_noise', 'sample', 'generate', 'loss_summary', 'load_stage_model',
            'ensure_baseline', 'listener_breakdown', 'matmul_peak_gflops', 'flop_counter', 'sampler_speed']
 
 # %% ../nbs/00_backbone.ipynb #2851e406
@@ -66,11 +68,13 @@ def euler_sample(velocity, # `velocity(x, t) -> v` with t a [N] tensor
 
 # %% ../nbs/00_backbone.ipynb #7d31e082
 @register_config('backbone',
-    debug=dict(width=32, heads=2, n_joint=1, n_single=1, mlp_ratio=2.0, mlp_kernel=3, text_tokens=16,
+    debug=dict(width=32, heads=2, n_joint=2, n_single=1, mlp_ratio=2.0, mlp_multiple=16, in_kernel=3, text_tokens=16,
                steps=60, batch_size=8, lr=1e-3, warmup=5, ckpt_every=20, sample_steps=8, griffin_lim_iters=8),
-    # paper: the 16 kHz mel VAE's 20 x 312 latents per 10 s; here a 20-band log-mel at hop 512 stands in for it (313 frames)
-    paper=dict(filterbank='mel', latent_channels=20, mel_mean=-0.5, mel_std=4.5, latent_frames=313, n_fft=2048, hop=512,
-               patch=1, width=448, heads=7, n_joint=4, n_single=8, mlp_ratio=4.75, mlp_kernel=3, predict='velocity', text_dim=1024, pooled_dim=512, text_tokens=77,
+    # paper: FluxAudio-S as published (`fluxaudio_s`): the 16 kHz mel VAE's 20 x 312 latents per 10 s, T5 + CLAP text, no extras.
+    # Without the VAE a 20-band log-mel at hop 512 stands in for it (the random-weight paths of `08_scale`).
+    paper=dict(filterbank='mel', latent_channels=20, mel_mean=-0.5, mel_std=4.5, latent_frames=312, n_fft=2048, hop=512,
+               patch=1, width=448, heads=7, n_joint=4, n_single=8, mlp_ratio=4.0, mlp_multiple=256, in_kernel=7,
+               audio_kernel=3, predict='velocity', mask_text=False, text_dim=1024, pooled_dim=512, text_tokens=77,
                clip_seconds=10.0, steps=200_000, batch_size=64, lr=1e-4, warmup=1000))
 @dataclass
 class BackboneConfig(StageConfig):
@@ -90,15 +94,17 @@ class BackboneConfig(StageConfig):
     inverse_iters: int = 16  # non-negative inversion iterations of the decoder
     sharpen: float = 4.0  # the inversion's first guess spreads each band over its bins weighted by the filter to this power
     griffin_lim_iters: int = 32  # phase-reconstruction iterations of the decoder
-    # transformer
-    patch: int = 4  # latent frames per audio token
+    # transformer (FluxAudio's blocks; `patch`, `predict` and `mask_text` are the mini world's extras)
+    patch: int = 4  # latent frames per audio token (FluxAudio: 1)
     width: int = 192  # model width
     heads: int = 4  # attention heads (head dim = width / heads)
-    n_joint: int = 2  # double-stream (text + audio) blocks
-    n_single: int = 4  # single-stream blocks
-    mlp_ratio: float = 2.0  # MLP hidden width / model width
-    mlp_kernel: int = 1  # kernel of the MLPs along the token axis (1: per-token linear, 3: local conv)
-    rope_theta: float = 10000.0  # RoPE base on the audio tokens
+    n_joint: int = 2  # joint (text + audio) blocks; the last one's text stream is pre-only
+    n_single: int = 4  # single blocks over the audio tokens
+    mlp_ratio: float = 2.0  # gated MLP size: hidden = mlp_multiple * ceil(int(2/3 * mlp_ratio * width) / mlp_multiple)
+    mlp_multiple: int = 64  # the gated MLPs' hidden width is rounded up to a multiple of this
+    in_kernel: int = 3  # kernel of the audio input convolution, its gated conv MLP and the output convolution (FluxAudio: 7)
+    audio_kernel: int = 3  # kernel of the audio stream's MLPs and post-attention convolution (the text stream's is 1)
+    rope_theta: float = 10000.0  # RoPE base, on the audio and the text positions
     predict: str = 'data'  # what the output layer predicts: 'data' (the clean patch; the velocity follows from it) or 'velocity'
     t_floor: float = 0.05  # with predict='data', velocity = (x_t - data) / max(t, t_floor)
     time_dim: int = 256  # sinusoidal timestep features
@@ -106,6 +112,7 @@ class BackboneConfig(StageConfig):
     text_dim: int = 384  # text token embedding size
     pooled_dim: int = 384  # pooled text vector size
     text_tokens: int = 48  # text sequence length (the world's captions: median 34 MiniLM word pieces, 85% within 48)
+    mask_text: bool = True  # attention ignores padded text positions (FluxAudio attends to T5's padding: False)
     text_dropout: float = 0.1  # p of replacing the text by the null text "" (for guidance)
     # training
     steps: int = 800  # optimiser steps
@@ -118,6 +125,7 @@ class BackboneConfig(StageConfig):
     # sampling
     sample_steps: int = 25  # Euler steps
     cfg_scale: float = 4.0  # guidance weight w: v = w v(text) + (1-w) v(negative)
+
 
 # %% ../nbs/00_backbone.ipynb #8df2ce68
 def semitone_centres(sample_rate: int, # Hz
@@ -209,19 +217,19 @@ def latent_ceiling(latents: torch.Tensor, # training latents [N, C, F]
     return [round(float(v), 4) for v in per_channel.kthvalue(k, dim=1).values]
 
 # %% ../nbs/00_backbone.ipynb #ce67d5ce
-def timestep_features(t: torch.Tensor, # [N] in [0, 1]
+def timestep_features(t: torch.Tensor, # [N] times in [0, 1], used as they are
                       dim: int, # feature size (even)
-                      max_period: float = 10000.0) -> torch.Tensor:
-    "Sinusoidal features of 1000*t (the DiT convention, so that small steps in t are resolved)."
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = 1000 * t.float()[:, None] * freqs[None]
+                      max_period: float = 10000.0 # the slowest frequency is 1 / max_period
+                     ) -> torch.Tensor:
+    "Sinusoidal features [N, dim] of raw t: cos of t times each frequency max_period^(-2k/dim), then sin."
+    freqs = max_period ** (-torch.arange(0, dim, 2, device=t.device, dtype=torch.float32) / dim)
+    args = t.float()[:, None] * freqs[None]
     return torch.cat([args.cos(), args.sin()], -1)
 
 def rope_tables(n: int, # number of positions
                 head_dim: int, # attention head size (even)
                 theta: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "cos and sin tables [n, head_dim/2] of rotary position embedding."
+    "cos and sin tables [n, head_dim/2]: pair i of position p turns by p * theta^(-2i/head_dim)."
     inv = theta ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
     ang = torch.arange(n, device=device, dtype=torch.float32)[:, None] * inv[None]
     return ang.cos(), ang.sin()
@@ -229,162 +237,212 @@ def rope_tables(n: int, # number of positions
 def apply_rope(x: torch.Tensor, # [N, heads, L, head_dim]
                cos: torch.Tensor, sin: torch.Tensor # [L, head_dim/2]
               ) -> torch.Tensor:
-    "Rotate each pair (first half, second half) of every head by its position's angle."
-    x1, x2 = x.chunk(2, -1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
+    "Rotate each interleaved pair (x[2i], x[2i+1]) of every head by its position's angle (in float32)."
+    x0, x1 = x.float().unflatten(-1, (-1, 2)).unbind(-1)
+    return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1).flatten(-2).to(x.dtype)
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     "AdaLN: x * (1 + scale) + shift, with per-example [N, D] shift and scale."
     return torch.addcmul(shift[:, None], x, 1 + scale[:, None])  # one pass over x instead of two
 
+
 # %% ../nbs/00_backbone.ipynb #477bd3f3
-class TokenMLP(nn.Module):
-    "Feed-forward layer over tokens [N, L, D]; kernel > 1 makes it a 1-D convolution along L."
-    def __init__(self, dim: int, hidden: int, kernel: int = 1):
+class ChannelLastConv1d(nn.Conv1d):
+    "A 1-D convolution along the tokens of [N, L, D] (channels last, as the transformer holds them)."
+    def forward(self, x): return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+def token_layer(d_in: int, d_out: int, kernel: int, bias: bool = True) -> nn.Module:
+    "A per-token linear layer (kernel 1) or a same-length convolution along the tokens."
+    if kernel == 1: return nn.Linear(d_in, d_out, bias=bias)
+    return ChannelLastConv1d(d_in, d_out, kernel, padding=kernel // 2, bias=bias)
+
+def gated_hidden(hidden: int, # the nominal hidden width (width * mlp_ratio)
+                 multiple: int # round up to a multiple of this
+                ) -> int:
+    "The hidden width of a gated MLP: two thirds of the nominal one (it has three matrices, not two), rounded up."
+    return multiple * math.ceil(int(2 * hidden / 3) / multiple)
+
+class GatedMLP(nn.Module):
+    "SwiGLU feed-forward without biases, w2(silu(w1 x) * w3 x); kernel > 1 makes each matrix a convolution along the tokens."
+    def __init__(self, dim: int, hidden: int, # nominal hidden width (see `gated_hidden`)
+                 kernel: int = 1, multiple: int = 256):
         super().__init__()
-        self.kernel = kernel
-        if kernel == 1: self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-        else: self.fc1, self.fc2 = (nn.Conv1d(dim, hidden, kernel, padding=kernel // 2),
-                                    nn.Conv1d(hidden, dim, kernel, padding=kernel // 2))
+        h = gated_hidden(hidden, multiple)
+        self.w1, self.w2, self.w3 = token_layer(dim, h, kernel, False), token_layer(h, dim, kernel, False), token_layer(dim, h, kernel, False)
 
-    def forward(self, x):
-        if self.kernel == 1: return self.fc2(F.gelu(self.fc1(x), approximate='tanh'))
-        x = x.transpose(1, 2)
-        return self.fc2(F.gelu(self.fc1(x), approximate='tanh')).transpose(1, 2)
+    def forward(self, x): return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
-class Modulation(nn.Module):
-    "Global vector -> `n` chunks of [N, D] (shift/scale/gate), zero-initialised so blocks start as identity."
-    def __init__(self, dim: int, n: int):
+def adaln(dim: int, n: int) -> nn.Sequential:
+    "The AdaLN map: SiLU then a zero-initialised linear layer from the global vector to `n` vectors of size `dim`."
+    lin = nn.Linear(dim, n * dim)
+    nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)
+    return nn.Sequential(nn.SiLU(), lin)
+
+class SelfAttention(nn.Module):
+    "The qkv projection with its rows laid out per head (head, channel, q/k/v) and RMS norms on q and k."
+    def __init__(self, dim: int, heads: int):
         super().__init__()
-        self.n, self.lin = n, nn.Linear(dim, n * dim)
-        nn.init.zeros_(self.lin.weight); nn.init.zeros_(self.lin.bias)
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm, self.k_norm = nn.RMSNorm(dim // heads), nn.RMSNorm(dim // heads)
 
-    def forward(self, vec): return self.lin(F.silu(vec)).chunk(self.n, -1)
+    def qkv_heads(self, x: torch.Tensor, # [N, L, D]
+                  rope: tuple|None = None # (cos, sin) tables of the L positions
+                 ) -> tuple:
+        "q, k, v [N, heads, L, head_dim]; q and k normalised, then rotated."
+        q, k, v = self.qkv(x).unflatten(-1, (self.heads, -1, 3)).permute(4, 0, 2, 1, 3)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
 
-def _hidden(cfg) -> int: return int(round(cfg.width * cfg.mlp_ratio))
-
-def _attention(q, k, v, key_mask, token=None):
-    """Scaled dot-product attention; `key_mask` [N, L] True = attend. `token` = (k [N,H,1,hd], v [N,H,1,hd], gate [H]):
-    one extra key whose softmax share is scaled by `gate` (0: exactly the attention without it)."""
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+def _attention(q, k, v, key_mask=None, token=None):
+    """Scaled dot-product attention; `key_mask` [N, L] True = attend (None: every key). `token` = (k [N,H,1,hd],
+    v [N,H,1,hd], gate [H]): one extra key whose softmax share is scaled by `gate` (0: exactly the attention without it)."""
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     if token is not None:  # the sequence's attention is computed as without the token, so a closed gate changes no bit
         k_s, v_s, gate = token
         logits = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
-        lse = logits.masked_fill(~key_mask[:, None, None, :], float('-inf')).logsumexp(-1, keepdim=True)
-        share = torch.sigmoid((q @ k_s.transpose(-1, -2)) * q.shape[-1] ** -0.5 - lse)  # the token's softmax share among all keys
+        if mask is not None: logits = logits.masked_fill(~mask, float('-inf'))
+        share = torch.sigmoid((q @ k_s.transpose(-1, -2)) * q.shape[-1] ** -0.5 - logits.logsumexp(-1, keepdim=True))
         out = out + gate[None, :, None, None] * share * (v_s - out)  # gate 1: softmax over [token; sequence]
     return out.transpose(1, 2).flatten(2)
 
-def _token_kv(qkv_heads, emb, shift, scale, heads, rope=None):
-    "Key and value [N, H, 1, hd] of one extra token `emb` [N, D] (at RoPE position -1 when `rope` is given)."
-    _, k, v = qkv_heads(emb[:, None], shift, scale, heads)
-    if rope is not None: k = apply_rope(k, rope[0][1:2], -rope[1][1:2])  # cos(-a) = cos a, sin(-a) = -sin a
-    return k, v
 
 # %% ../nbs/00_backbone.ipynb #9cd589c3
-class _Stream(nn.Module):
-    "The per-stream weights of a joint block."
-    def __init__(self, cfg: BackboneConfig):
+class StreamBlock(nn.Module):
+    """One stream of FluxAudio: AdaLN then qkv; after attention a gated output layer (a convolution on the audio stream)
+    and a gated MLP, each with its own AdaLN. `pre_only`: only the qkv half (the text stream of the last joint block)."""
+    def __init__(self, cfg: BackboneConfig, kernel: int, # 1 on the text stream, `audio_kernel` on the audio stream
+                 pre_only: bool = False):
         super().__init__()
-        d, hd = cfg.width, cfg.width // cfg.heads
-        self.mod = Modulation(d, 6)
-        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.q_norm, self.k_norm = nn.RMSNorm(hd, eps=1e-6), nn.RMSNorm(hd, eps=1e-6)
-        self.proj = nn.Linear(d, d)
-        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.mlp = TokenMLP(d, _hidden(cfg), cfg.mlp_kernel)
+        d = cfg.width
+        self.pre_only = pre_only
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False)
+        self.attn = SelfAttention(d, cfg.heads)
+        if not pre_only:
+            self.linear1 = token_layer(d, d, kernel)
+            self.norm2 = nn.LayerNorm(d, elementwise_affine=False)
+            self.ffn = GatedMLP(d, round(d * cfg.mlp_ratio), kernel, cfg.mlp_multiple)
+        self.adaLN_modulation = adaln(d, 2 if pre_only else 6)
 
-    def qkv_heads(self, x, shift, scale, heads):
-        q, k, v = self.qkv(modulate(self.norm1(x), shift, scale)).unflatten(-1, (3, heads, -1)).permute(2, 0, 3, 1, 4)
-        return self.q_norm(q), self.k_norm(k), v
+    def modulation(self, vec): return self.adaLN_modulation(vec).chunk(2 if self.pre_only else 6, -1)
+
+    def qkv_heads(self, x, mod, rope=None): return self.attn.qkv_heads(modulate(self.norm1(x), mod[0], mod[1]), rope)
+
+    def post_attention(self, x, o, mod):
+        "x + gate * out(o), then x + gate * mlp(AdaLN(x)); the pre-only stream returns x unchanged."
+        if self.pre_only: return x
+        x = x + mod[2][:, None] * self.linear1(o)
+        return x + mod[5][:, None] * self.ffn(modulate(self.norm2(x), mod[3], mod[4]))
+
+    def forward(self, x, vec, rope, token=None):
+        "Self-attention over this stream alone (the single blocks): x [N, L, D], vec [N, D]."
+        mod = self.modulation(vec)
+        q, k, v = self.qkv_heads(x, mod, rope)
+        return self.post_attention(x, _attention(q, k, v, None, _token_kv(self, token, mod, rope)), mod)
+
+def _token_kv(stream, token, mod, rope):
+    "(k, v, gate) of an extra token {'emb' [N, D], 'gate' [H]} through `stream`'s weights, at RoPE position -1."
+    if token is None: return None
+    _, k, v = stream.qkv_heads(token['emb'][:, None], mod)
+    k = apply_rope(k, rope[0][1:2], -rope[1][1:2])  # cos(-a) = cos a, sin(-a) = -sin a
+    return k, v, token['gate']
 
 class JointBlock(nn.Module):
-    "Double-stream block: separate text and audio weights, one attention over the concatenated sequence."
-    def __init__(self, cfg: BackboneConfig):
+    "Double-stream block: audio and text keep their own weights and share one attention over [audio; text]."
+    def __init__(self, cfg: BackboneConfig, last: bool = False # the last joint block's text stream is pre-only
+                ):
         super().__init__()
-        self.heads = cfg.heads
-        self.txt, self.aud = _Stream(cfg), _Stream(cfg)
+        self.latent_block = StreamBlock(cfg, cfg.audio_kernel)
+        self.text_block = StreamBlock(cfg, 1, pre_only=last)
 
-    def forward(self, txt, aud, vec, mask, rope, token=None):
+    def forward(self, aud, txt, vec, rope_audio, rope_text, key_mask=None, token=None):
         "`token`: an optional extra token {'emb' [N, D], 'stream': 'audio'|'text', 'gate' [H]} every query may attend to."
-        mt, ma = self.txt.mod(vec), self.aud.mod(vec)  # (shift1, scale1, gate1, shift2, scale2, gate2)
-        qt, kt, vt = self.txt.qkv_heads(txt, mt[0], mt[1], self.heads)
-        qa, ka, va = self.aud.qkv_heads(aud, ma[0], ma[1], self.heads)
-        qa, ka = apply_rope(qa, *rope), apply_rope(ka, *rope)
+        ma, mt = self.latent_block.modulation(vec), self.text_block.modulation(vec)
+        qa, ka, va = self.latent_block.qkv_heads(aud, ma, rope_audio)
+        qt, kt, vt = self.text_block.qkv_heads(txt, mt, rope_text)
         extra = None
         if token is not None:
-            audio = token['stream'] == 'audio'
-            s, m = (self.aud, ma) if audio else (self.txt, mt)
-            extra = (*_token_kv(s.qkv_heads, token['emb'], m[0], m[1], self.heads, rope if audio else None), token['gate'])
-        o = _attention(torch.cat([qt, qa], 2), torch.cat([kt, ka], 2), torch.cat([vt, va], 2), mask, extra)
-        ot, oa = o[:, :txt.shape[1]], o[:, txt.shape[1]:]
-        txt = txt + mt[2][:, None] * self.txt.proj(ot)
-        txt = txt + mt[5][:, None] * self.txt.mlp(modulate(self.txt.norm2(txt), mt[3], mt[4]))
-        aud = aud + ma[2][:, None] * self.aud.proj(oa)
-        aud = aud + ma[5][:, None] * self.aud.mlp(modulate(self.aud.norm2(aud), ma[3], ma[4]))
-        return txt, aud
+            extra = (_token_kv(self.latent_block, token, ma, rope_audio) if token['stream'] == 'audio'
+                     else _token_kv(self.text_block, token, mt, rope_text))
+        o = _attention(torch.cat([qa, qt], 2), torch.cat([ka, kt], 2), torch.cat([va, vt], 2), key_mask, extra)
+        n = aud.shape[1]
+        return self.latent_block.post_attention(aud, o[:, :n], ma), self.text_block.post_attention(txt, o[:, n:], mt)
+
 
 # %% ../nbs/00_backbone.ipynb #be08e119
-class SingleBlock(nn.Module):
-    "Single-stream block over the concatenated [text; audio] sequence: parallel attention and MLP."
+class FinalLayer(nn.Module):
+    "AdaLN (shift, scale) over a LayerNorm, then a convolution from the width back to the latent channels of a token."
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
-        d, hd = cfg.width, cfg.width // cfg.heads
-        self.heads = cfg.heads
-        self.mod = Modulation(d, 3)
-        self.norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.q_norm, self.k_norm = nn.RMSNorm(hd, eps=1e-6), nn.RMSNorm(hd, eps=1e-6)
-        self.proj = nn.Linear(d, d)
-        self.mlp = TokenMLP(d, _hidden(cfg), cfg.mlp_kernel)
+        self.adaLN_modulation = adaln(cfg.width, 2)
+        self.norm = nn.LayerNorm(cfg.width, elementwise_affine=False)
+        self.conv = ChannelLastConv1d(cfg.width, cfg.latent_channels * cfg.patch, cfg.in_kernel, padding=cfg.in_kernel // 2)
+        nn.init.zeros_(self.conv.weight); nn.init.zeros_(self.conv.bias)
 
-    def _heads(self, h, heads):
-        q, k, v = self.qkv(h).unflatten(-1, (3, heads, -1)).permute(2, 0, 3, 1, 4)
-        return self.q_norm(q), self.k_norm(k), v
+    def forward(self, x, vec):
+        shift, scale = self.adaLN_modulation(vec).chunk(2, -1)
+        return self.conv(modulate(self.norm(x), shift, scale))
 
-    def qkv_heads(self, x, shift, scale, heads): return self._heads(modulate(self.norm(x), shift, scale), heads)
+class TimestepEmbedder(nn.Module):
+    "t -> sinusoidal features of raw t -> a two-layer MLP to the width."
+    def __init__(self, cfg: BackboneConfig):
+        super().__init__()
+        self.dim = cfg.time_dim
+        self.mlp = nn.Sequential(nn.Linear(cfg.time_dim, cfg.width), nn.SiLU(), nn.Linear(cfg.width, cfg.width))
 
-    def forward(self, x, n_txt, vec, mask, rope, token=None):
-        "`token`: an optional extra token, as in `JointBlock`."
-        shift, scale, gate = self.mod(vec)
-        h = modulate(self.norm(x), shift, scale)
-        q, k, v = self._heads(h, self.heads)
-        q = torch.cat([q[:, :, :n_txt], apply_rope(q[:, :, n_txt:], *rope)], 2)
-        k = torch.cat([k[:, :, :n_txt], apply_rope(k[:, :, n_txt:], *rope)], 2)
-        extra = None
-        if token is not None:
-            extra = (*_token_kv(self.qkv_heads, token['emb'], shift, scale, self.heads, rope if token['stream'] == 'audio' else None), token['gate'])
-        if self.mlp.kernel == 1: mlp = self.mlp(h)  # per-token: one matmul over the whole sequence
-        else: mlp = torch.cat([self.mlp(h[:, :n_txt]), self.mlp(h[:, n_txt:])], 1)  # segments apart: a conv MLP never mixes them
-        return x + gate[:, None] * (self.proj(_attention(q, k, v, mask, extra)) + mlp)
+    def forward(self, t): return self.mlp(timestep_features(t, self.dim).to(self.mlp[0].weight.dtype))
+
 
 # %% ../nbs/00_backbone.ipynb #96683902
 class Backbone(nn.Module):
-    "FluxAudio-style flow-matching transformer: (x_t, t, text) -> velocity, same shape as x_t."
+    "FluxAudio: (x_t, t, text) -> velocity, same shape as x_t; at paper sizes its state dict is FluxAudio-S's, key for key."
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
         if cfg.width % cfg.heads or (cfg.width // cfg.heads) % 2:
             raise UserError(f'width {cfg.width} must split into {cfg.heads} heads of even size')
         if cfg.predict not in ('data', 'velocity'): raise UserError(f"predict must be 'data' or 'velocity', not {cfg.predict!r}")
-        self.cfg, d, p = cfg, cfg.width, cfg.patch
-        self.audio_in = nn.Linear(cfg.latent_channels * p, d)
-        self.text_in = nn.Linear(cfg.text_dim, d)
-        self.time_mlp = nn.Sequential(nn.Linear(cfg.time_dim, d), nn.SiLU(), nn.Linear(d, d))
-        self.pooled_mlp = nn.Sequential(nn.Linear(cfg.pooled_dim, d), nn.SiLU(), nn.Linear(d, d))
-        self.joint = nn.ModuleList(JointBlock(cfg) for _ in range(cfg.n_joint))
-        self.single = nn.ModuleList(SingleBlock(cfg) for _ in range(cfg.n_single))
-        self.final_mod = Modulation(d, 2)
-        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.audio_out = nn.Linear(d, cfg.latent_channels * p)
-        nn.init.zeros_(self.audio_out.weight); nn.init.zeros_(self.audio_out.bias)
+        if cfg.n_joint < 1: raise UserError('the backbone needs at least one joint block (the text enters there)')
+        self.cfg, d, k = cfg, cfg.width, cfg.in_kernel
+        hidden, c = round(d * cfg.mlp_ratio), cfg.latent_channels
+        self.audio_input_proj = nn.Sequential(ChannelLastConv1d(c * cfg.patch, d, k, padding=k // 2), nn.SELU(),
+                                              GatedMLP(d, hidden, k, cfg.mlp_multiple))
+        self.text_input_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), GatedMLP(d, hidden, 1, cfg.mlp_multiple))
+        self.text_cond_proj = nn.Sequential(nn.Linear(cfg.pooled_dim, d), GatedMLP(d, hidden, 1, cfg.mlp_multiple))
+        self.final_layer = FinalLayer(cfg)
+        self.t_embed = TimestepEmbedder(cfg)
+        self.joint_blocks = nn.ModuleList(JointBlock(cfg, last=i == cfg.n_joint - 1) for i in range(cfg.n_joint))
+        self.fused_blocks = nn.ModuleList(StreamBlock(cfg, cfg.audio_kernel) for _ in range(cfg.n_single))
+        # held in the network like FluxAudio's: the latent statistics and the text encoder's features of "" (the null text)
+        frozen = lambda x: nn.Parameter(x, requires_grad=False)
+        self.latent_mean, self.latent_std = frozen(torch.zeros(1, 1, c)), frozen(torch.ones(1, 1, c))
+        self.empty_string_feat = frozen(torch.zeros(cfg.text_tokens, cfg.text_dim))
+        self.empty_string_feat_c = frozen(torch.zeros(cfg.pooled_dim))
+        self._init_weights()
+
+    def _init_weights(self):
+        "Xavier-uniform linear layers with zero biases, N(0, 0.02) time MLP; AdaLN maps and the output conv stay zero."
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None: nn.init.zeros_(m.bias)
+        nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02); nn.init.normal_(self.t_embed.mlp[2].weight, std=0.02)
+        for m in self.modules():
+            if isinstance(m, (StreamBlock, FinalLayer)):
+                nn.init.zeros_(m.adaLN_modulation[1].weight); nn.init.zeros_(m.adaLN_modulation[1].bias)
 
     @property
     def width(self) -> int: return self.cfg.width
 
+    def null_text(self, n: int) -> dict:
+        "The null text \"\" held in the network: its token features, its pooled vector and its mask, for `n` examples."
+        mask = torch.full((n, self.cfg.text_tokens), not self.cfg.mask_text, dtype=torch.bool, device=self.latent_mean.device)
+        return {'tokens': self.empty_string_feat.expand(n, -1, -1), 'mask': mask, 'pooled': self.empty_string_feat_c.expand(n, -1)}
+
     def global_vector(self, t, pooled, extra_global=None):
         "The AdaLN conditioning vector: time embedding + projected pooled text (+ an optional extra vector)."
-        vec = self.time_mlp(timestep_features(t, self.cfg.time_dim).to(pooled)) + self.pooled_mlp(pooled)
+        vec = self.t_embed(t) + self.text_cond_proj(pooled)
         return vec if extra_global is None else vec + extra_global
 
     def patchify(self, x):
@@ -400,7 +458,7 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor, # noisy latents x_t [N, C, F]
                 t: torch.Tensor, # times [N]
                 tokens: torch.Tensor, # text tokens [N, L, text_dim]
-                mask: torch.Tensor, # text padding mask [N, L], True = real token
+                mask: torch.Tensor, # text padding mask [N, L], True = real token (ignored when cfg.mask_text is False)
                 pooled: torch.Tensor, # pooled text [N, pooled_dim]
                 extra_global: torch.Tensor|None = None, # [N, width] added to the AdaLN vector (GlobalAdaLN)
                 extra_input: torch.Tensor|None = None, # [N, width] or [N, tokens, width] added to the audio tokens (InputAdd)
@@ -409,22 +467,33 @@ class Backbone(nn.Module):
                ) -> torch.Tensor:
         "The predicted velocity (noise - data) at x_t, [N, C, F]."
         n_frames = x.shape[-1]
-        aud = self.audio_in(self.patchify(x))
+        aud = self.audio_input_proj(self.patchify(x))
         if input_scale is not None: aud = aud * (1 + input_scale[:, None])
         if extra_input is not None: aud = aud + (extra_input[:, None] if extra_input.dim() == 2 else extra_input)
-        tok = lambda i: None if extra_token is None else {**extra_token, 'gate': extra_token['gates'][i]}
-        txt = self.text_in(tokens)
+        txt = self.text_input_proj(tokens)
         vec = self.global_vector(t, pooled, extra_global)
-        n_txt = txt.shape[1]
-        key_mask = torch.cat([mask.bool(), torch.ones(aud.shape[:2], dtype=torch.bool, device=x.device)], 1)
-        rope = rope_tables(aud.shape[1], self.cfg.width // self.cfg.heads, self.cfg.rope_theta, x.device)
-        for i, blk in enumerate(self.joint): txt, aud = blk(txt, aud, vec, key_mask, rope, tok(i))
-        h = torch.cat([txt, aud], 1)
-        for i, blk in enumerate(self.single): h = blk(h, n_txt, vec, key_mask, rope, tok(len(self.joint) + i))
-        shift, scale = self.final_mod(vec)
-        out = self.unpatchify(self.audio_out(modulate(self.final_norm(h[:, n_txt:]), shift, scale)), n_frames)
+        hd = self.cfg.width // self.cfg.heads
+        rope_a = rope_tables(aud.shape[1], hd, self.cfg.rope_theta, x.device)
+        rope_t = rope_tables(txt.shape[1], hd, self.cfg.rope_theta, x.device)
+        key_mask = (torch.cat([torch.ones(aud.shape[:2], dtype=torch.bool, device=x.device), mask.bool()], 1)
+                    if self.cfg.mask_text else None)
+        tok = lambda i: None if extra_token is None else {**extra_token, 'gate': extra_token['gates'][i]}
+        for i, blk in enumerate(self.joint_blocks): aud, txt = blk(aud, txt, vec, rope_a, rope_t, key_mask, tok(i))
+        audio_token = extra_token is not None and extra_token['stream'] == 'audio'  # the text stream ends with the joint blocks
+        for i, blk in enumerate(self.fused_blocks):
+            aud = blk(aud, vec, rope_a, tok(len(self.joint_blocks) + i) if audio_token else None)
+        out = self.unpatchify(self.final_layer(aud, vec), n_frames)
         if self.cfg.predict == 'velocity': return out
         return (x - out) / t.clamp_min(self.cfg.t_floor).reshape(-1, 1, 1).to(out)  # the velocity towards the predicted clean latents
+
+    def flux_forward(self, latent: torch.Tensor, # normalised latents, channels last [B, N, C]
+                     text_f: torch.Tensor, # T5 token features [B, 77, 1024]
+                     text_f_c: torch.Tensor, # pooled CLAP text [B, 512]
+                     t: torch.Tensor # [B] times (t=1 noise)
+                    ) -> torch.Tensor:
+        "FluxAudio's own call and layouts: the velocity [B, N, C]."
+        mask = torch.ones(text_f.shape[:2], dtype=torch.bool, device=text_f.device)
+        return self.forward(latent.transpose(1, 2), t, text_f, mask, text_f_c).transpose(1, 2)
 
 def build_backbone(cfg: BackboneConfig, # sizes
                    seed: int|None = None # initialisation seed (default: cfg.seed)
@@ -433,20 +502,94 @@ def build_backbone(cfg: BackboneConfig, # sizes
     torch.manual_seed(cfg.seed if seed is None else seed)
     return Backbone(cfg)
 
+
+# %% ../nbs/00_backbone.ipynb #f1a0c0d2
+FLUXAUDIO_VARIANTS = {'16k': dict(latent_channels=20, latent_frames=312, sample_rate=16000),  # MeanAudio's fluxaudio_s_full.pth
+                      '44k': dict(latent_channels=40, latent_frames=430, sample_rate=44100)}  # the paper authors' submissions
+FLUXAUDIO_LEFTOVERS = ('t_embed.freqs', 'latent_rot', 'text_rot')  # non-persistent buffers that older checkpoints saved
+
+def _read_checkpoint(src) -> dict:
+    if isinstance(src, dict): return src
+    path = Path(src).expanduser()
+    if not path.is_file(): raise UserError(f'no FluxAudio checkpoint at {shown_path(path)}')
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e: raise UserError(f'{shown_path(path)} is not a readable PyTorch checkpoint: {str(e).splitlines()[0][:120]}') from None
+
+def fluxaudio_state(src: str|Path|dict # a checkpoint file, or the dict torch.load gave
+                   ) -> dict:
+    "The network's tensors from a FluxAudio checkpoint in any published form (plain, wrapped, EMA, with leftover buffers)."
+    sd = _read_checkpoint(src)
+    for key in ('state_dict', 'weights', 'model'):  # wrappers: {'state_dict': ...}, a training checkpoint's {'weights': ...}
+        if isinstance(sd.get(key), dict): sd = sd[key]; break
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values() if not isinstance(v, (int, float))):
+        raise UserError('the checkpoint holds no state dict of tensors')
+    if any(k.startswith('ema_model.') for k in sd):  # an EMA snapshot: keep the averaged model, drop the online copy and counters
+        sd = {k[len('ema_model.'):]: v for k, v in sd.items() if k.startswith('ema_model.')}
+    sd = {k.removeprefix('module.'): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    return {k: v for k, v in sd.items() if k not in FLUXAUDIO_LEFTOVERS}
+
+def fluxaudio_config(sd: dict, # tensors from `fluxaudio_state`
+                     **overrides # BackboneConfig fields that win
+                    ) -> BackboneConfig:
+    "The paper configuration with the sizes read off a FluxAudio state dict (channels, width, depth, heads, kernels, text sizes)."
+    need = ('latent_mean', 'audio_input_proj.0.weight', 'text_input_proj.0.weight', 'text_cond_proj.0.weight',
+            'empty_string_feat', 'fused_blocks.0.attn.q_norm.weight', 'joint_blocks.0.latent_block.linear1.weight')
+    if missing := [k for k in need if k not in sd]: raise UserError(f'not a FluxAudio state dict: no {", ".join(missing[:3])}')
+    c = sd['latent_mean'].shape[-1]
+    d, c_in, k_in = sd['audio_input_proj.0.weight'].shape
+    count = lambda prefix: len({k.split('.')[1] for k in sd if k.startswith(prefix + '.')})
+    sizes = dict(FLUXAUDIO_VARIANTS['44k' if c == 40 else '16k'], latent_channels=c, patch=c_in // c, width=d,
+                 heads=d // sd['fused_blocks.0.attn.q_norm.weight'].shape[0], n_joint=count('joint_blocks'),
+                 n_single=count('fused_blocks'), in_kernel=k_in, audio_kernel=sd['joint_blocks.0.latent_block.linear1.weight'].shape[-1],
+                 text_dim=sd['text_input_proj.0.weight'].shape[1], pooled_dim=sd['text_cond_proj.0.weight'].shape[1],
+                 text_tokens=sd['empty_string_feat'].shape[0])
+    cfg = make_config('backbone', 'paper', **sizes)
+    hidden = sd['text_input_proj.1.w1.weight'].shape[0]
+    if gated_hidden(round(d * cfg.mlp_ratio), cfg.mlp_multiple) != hidden:  # not FluxAudio-S's 1280: a ratio that gives exactly `hidden`
+        cfg = replace(cfg, mlp_multiple=hidden, mlp_ratio=1.5 * hidden / d)
+    return replace(cfg, **overrides)
+
+def load_fluxaudio(src: str|Path|dict, # a FluxAudio checkpoint (path or state dict), e.g. fluxaudio_s_full.pth
+                   cfg: BackboneConfig|None = None, # default: read off the tensors (`fluxaudio_config`)
+                   allow_extra: bool = False # True: load the backbone's keys and list the others (a score head) in `model.extra_keys`
+                  ) -> Backbone:
+    "The project's backbone holding a FluxAudio checkpoint's weights, loaded strictly, in eval mode."
+    sd = fluxaudio_state(src)
+    if 'empty_string_feat_c' not in sd and 'empty_string_feat' in sd and cfg is None and \
+            sd['empty_string_feat'].shape[-1] == sd['text_cond_proj.0.weight'].shape[1]:
+        sd['empty_string_feat_c'] = sd['empty_string_feat'].mean(0)  # the oldest files: the pooled null is the tokens' mean
+    cfg = cfg or fluxaudio_config(sd)
+    with torch.device('meta'): own = {k: v.shape for k, v in Backbone(cfg).state_dict().items()}
+    missing = [k for k in own if k not in sd]
+    wrong = [f'{k} {tuple(sd[k].shape)} (expected {tuple(own[k])})' for k in own if k in sd and sd[k].shape != own[k]]
+    extra = sorted(k for k in sd if k not in own)
+    if missing or wrong: raise UserError(f"the checkpoint does not fit FluxAudio ({len(missing)} missing, {len(wrong)} of another shape): "
+                                         f"{', '.join((missing + wrong)[:3])}")
+    if extra and not allow_extra:
+        raise UserError(f"the checkpoint holds {len(extra)} keys that are not FluxAudio's (e.g. {', '.join(extra[:3])}); "
+                        'allow_extra=True loads the backbone and lists them')
+    with torch.device('meta'): model = Backbone(cfg)  # no initialisation of weights that are overwritten at once
+    model.load_state_dict({k: sd[k].float() for k in own}, strict=True, assign=True)
+    model.extra_keys = extra
+    return model.eval()
+
+
 # %% ../nbs/00_backbone.ipynb #d537264c
-def null_text(n: int, cfg: BackboneConfig, device=None) -> dict:
-    "The null text \"\" as the text encoder returns it: zero tokens, an all-False mask, a zero pooled vector."
-    return {'tokens': torch.zeros(n, cfg.text_tokens, cfg.text_dim, device=device),
-            'mask': torch.zeros(n, cfg.text_tokens, dtype=torch.bool, device=device),
-            'pooled': torch.zeros(n, cfg.pooled_dim, device=device)}
+def null_text(model: Backbone, # holds the text encoder's features of "" (`empty_string_feat`, `empty_string_feat_c`)
+              n: int) -> dict:
+    "The null text \"\" for `n` examples, as the network holds it (the mini text encoder's \"\" is all zeros, masked out)."
+    return model.null_text(n)
 
 def drop_text(text: dict, # {'tokens', 'mask', 'pooled'} of a batch
-              drop: torch.Tensor # [N] bool: which examples get the null text
+              drop: torch.Tensor, # [N] bool: which examples get the null text
+              null: dict|None = None # one example's null text {'tokens' [L, D], 'mask' [L], 'pooled' [P]}; None: zeros, masked out
              ) -> dict:
     "Replace the text of the `drop` examples by the null text (tokens, mask and pooled together)."
     keep = ~drop.to(text['mask'].device)
-    return {'tokens': text['tokens'] * keep[:, None, None], 'mask': text['mask'] & keep[:, None],
-            'pooled': text['pooled'] * keep[:, None]}
+    if null is None: return {'tokens': text['tokens'] * keep[:, None, None], 'mask': text['mask'] & keep[:, None],
+                             'pooled': text['pooled'] * keep[:, None]}
+    pick = lambda k, shape: torch.where(keep.reshape(-1, *shape), text[k], null[k].to(text[k]))
+    return {'tokens': pick('tokens', (1, 1)), 'mask': pick('mask', (1,)), 'pooled': pick('pooled', (1,))}
 
 def flow_matching_loss(model: nn.Module, # velocity model `model(x_t, t, tokens, mask, pooled, **extra)`
                        latents: torch.Tensor, # clean latents [N, C, F]
@@ -493,7 +636,7 @@ def flow_batch(data: dict, # from `prepare_training_data`
     idx = torch.randint(len(data['latents']), (cfg.batch_size,), generator=g)
     lat = data['latents'][idx]
     text = drop_text({k: data[k][idx] for k in ('tokens', 'mask', 'pooled')},
-                     torch.rand(cfg.batch_size, generator=g) < cfg.text_dropout)
+                     torch.rand(cfg.batch_size, generator=g) < cfg.text_dropout, data.get('null'))
     return {'latents': lat, 'noise': torch.randn(lat.shape, generator=g), 't': sample_timesteps(cfg.batch_size, g),
             **text, 'index': idx}
 
@@ -536,7 +679,7 @@ def sample(model: Backbone, # a trained backbone
     cfg = model.cfg
     steps, w = steps or cfg.sample_steps, cfg.cfg_scale if cfg_scale is None else cfg_scale
     n = len(text['pooled'])
-    negative = negative if negative is not None else null_text(n, cfg)
+    negative = negative if negative is not None else model.null_text(n)
     noise = initial_noise(n, (cfg.latent_channels, n_frames or cfg.latent_frames), seed)
     dev = next(model.parameters()).device
     out = []

@@ -91,7 +91,7 @@ def guided_step_flops(model: nn.Module, # a backbone or score-conditioned backbo
     "FLOPs of one guided sampler step for `n_prompts` prompts (both guidance branches in one forward)."
     cfg, n = model.cfg, 2 * n_prompts
     x = torch.randn(n, cfg.latent_channels, n_frames or cfg.latent_frames)
-    text = null_text(n, cfg)
+    text = model.null_text(n)
     extra = {'score': torch.zeros(n)} if isinstance(model, ScoreBackbone) else {}
     with flop_counter() as counter, torch.no_grad():
         model(x, torch.rand(n), text['tokens'], text['mask'], text['pooled'], **extra)
