@@ -168,7 +168,7 @@ def test_t5_with_clap_pooled_works_with_backbone(t5_dir):
     with pytest.raises(UserError, match='expects'): encode_text(enc, ['a song'], make_config('backbone', 'paper'))
 
 def test_paper_text_real():
-    t5, ckpt, rob = _real('TTM_PREF_T5'), _real('TTM_PREF_CLAP_CKPT'), _real('TTM_PREF_ROBERTA')
+    t5, ckpt, rob = _real('TTM_PREF_T5'), _real('TTM_PREF_CLAP_COND'), _real('TTM_PREF_ROBERTA')
     out = load_embedder('paper-text').encode(['an upbeat rock song', ''], max_tokens=77)
     assert out['tokens'].shape == (2, 77, 1024) and out['pooled'].shape == (2, 512) and not out['mask'][1].any()
 
@@ -269,6 +269,16 @@ def test_song_describer_errors(tmp_path, no_assets):
     with pytest.raises(UserError, match='no captions in its validation subset'):
         read_song_describer(_write_csv(tmp_path/'c.csv', SDD_ROWS[:1] + [SDD_ROWS[2]]))
 
+def test_song_describer_is_read_strictly(tmp_path):
+    (tmp_path/'multi.csv').write_text('caption_id,caption,is_valid_subset\n1,"Calm piano,\nthen strings",True\n2,Rock,True\n')
+    assert read_song_describer(tmp_path/'multi.csv') == [('1', 'Calm piano,\nthen strings'), ('2', 'Rock')]  # a caption over two lines
+    for content, want in [('caption_id,caption,is_valid_subset\n1,"Calm piano,True\n', 'line 2: a quoted caption is never closed'),
+                          ('caption_id,caption,is_valid_subset\n1,Calm,True\n2,Rock, drums,True\n', 'line 3: 4 fields where the header has 3'),
+                          ('caption_id,caption,is_valid_subset\n3,"x" y,True\n', 'line 2: text after a closing quote')]:
+        (tmp_path/'bad.csv').write_text(content)
+        with pytest.raises(UserError) as e: read_song_describer(tmp_path/'bad.csv')
+        assert want in str(e.value) and '\n' not in str(e.value), str(e.value)
+
 def test_heldout_prompts_reproducible():
     pairs = [(str(i), f'caption {i}') for i in range(500)]
     held = heldout_prompts(pairs)
@@ -281,3 +291,22 @@ def test_heldout_prompts_reproducible():
 def test_song_describer_real():
     pairs = read_song_describer(_real('TTM_PREF_SDD'))
     assert len(pairs) > 100 and len(heldout_prompts(pairs)) == 100
+
+# --- FluxAudio-S, reachable from assets like every other asset
+
+def test_load_fluxaudio_through_assets(tmp_path, monkeypatch, no_assets):
+    from ttm_pref import assets
+    from ttm_pref.backbone import Backbone
+    with pytest.raises(UserError) as e: assets.load_fluxaudio()
+    msg = str(e.value)
+    assert 'fluxaudio_s_full.pth not found (TTM_PREF_FLUXAUDIO is unset)' in msg and "MeanAudio's model collection" in msg
+    assert '\n' not in msg and 'TTM_PREF_FLUXAUDIO' in PAPER_ASSETS
+    torch.manual_seed(0)
+    ref = Backbone(make_config('backbone', 'debug', patch=1, predict='velocity', mask_text=False, latent_channels=20,
+                               text_dim=32, pooled_dim=512, text_tokens=77))
+    torch.save(ref.state_dict(), tmp_path/'fluxaudio_s_full.pth')
+    monkeypatch.setenv('TTM_PREF_FLUXAUDIO', str(tmp_path/'fluxaudio_s_full.pth'))
+    model = assets.load_fluxaudio()
+    assert isinstance(model, Backbone) and not model.training and (model.cfg.latent_frames, model.cfg.text_tokens) == (312, 77)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ref.state_dict().items())
+    assert isinstance(assets.load_fluxaudio(ref.state_dict()), Backbone)

@@ -41,8 +41,6 @@ def test_infer_writes_one_wav_per_prompt_deterministically(debug_run, tmp_path):
     assert [p.name for p in (tmp_path/'c').iterdir()] == ['0.wav']
 
 @pytest.mark.parametrize('content,stage,message', [
-    ('text\nA calm piano piece\n', 'baseline', "no 'caption' column"),
-    ('caption\nA calm piano piece\n""\n', 'baseline', 'row 2 has an empty caption'),
     ('caption\nA calm piano piece\n', 'no_such_stage', "unknown stage 'no_such_stage'"),
     ('caption\nA calm piano piece\n', 'postproc', "stage 'postproc' does not generate audio"),
 ])
@@ -53,6 +51,60 @@ def test_infer_user_errors_write_nothing(debug_run, tmp_path, content, stage, me
     assert res.returncode == 2
     assert res.stderr.strip().count('\n') == 0 and message in res.stderr, res.stderr
     assert not (tmp_path/'wav').exists()
+
+# --- prompt CSVs, read strictly before anything is loaded or written (no trained run needed)
+
+UNCLOSED = 'id,caption\na,"A calm piano ballad\nb,Energetic rock with drums\n'
+
+def test_unclosed_quote_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    csv = tmp_path/'prompts.csv'; csv.write_text(UNCLOSED)
+    (tmp_path/'run').mkdir()  # a run folder that exists: the prompts are read before it is looked at
+    res = ttm('infer', '--run', tmp_path/'run', '--prompts', csv, '--out', tmp_path/'wav', cwd=tmp_path)  # messages name files from here
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == 'ttm_pref: error: prompts.csv line 2: a quoted caption is never closed\n' and res.stdout == ''
+    assert not (tmp_path/'wav').exists() and sorted(p.name for p in tmp_path.iterdir()) == ['prompts.csv', 'run']
+    assert list((tmp_path/'run').iterdir()) == []
+
+def test_eval_reads_its_prompts_strictly_too(tmp_path):
+    (tmp_path/'clips').mkdir(); csv = tmp_path/'p.csv'; csv.write_text('id,caption\na,calm piano\nb,rock, drums\n')
+    res = ttm('eval', tmp_path/'clips', '--prompts', csv, '--run', tmp_path/'none', '--json', tmp_path/'m.json', cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count('\n') == 1, res.stderr
+    assert res.stderr.startswith('ttm_pref: error: p.csv line 3: 3 fields where the header has 2 (id, caption)')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['clips', 'p.csv']
+
+@pytest.mark.parametrize('content,message', [
+    (UNCLOSED, 'p.csv line 2: a quoted caption is never closed'),
+    ('id,caption\na,"A calm piano\nb,rock"\n', 'p.csv line 2: a quoted caption is not closed on its line (it runs on to line 3)'),
+    ('id,caption\na,"calm" piano\n', 'p.csv line 2: text after a closing quote'),
+    ('caption\nA calm piano piece\nrock, drums\n', 'p.csv line 3: 2 fields where the header has 1 (caption); a value holding a comma must be in quotes'),
+    ('id,caption\na\n', 'p.csv line 2: 1 field where the header has 2'),
+    ('caption\nA calm piano piece\n""\n', 'p.csv line 3: the caption is empty'),
+    ('id,caption\n,A calm piano piece\n', 'p.csv line 2: the id is empty'),
+    ('id,caption\n../a,A calm piano piece\n', "p.csv line 2: the id '../a' cannot name a wav file"),
+    ('text\nA calm piano piece\n', 'p.csv has no column caption (its columns: text)'),
+    ('id,caption\na,calm piano\nb,rock\n\na,jazz\n', "p.csv line 5: id 'a' repeats line 2"),
+    ('id,caption\na,café jazz\n'.encode('latin-1'), 'p.csv line 2: not UTF-8 text'),
+    ('caption\ncalm\n'.encode('utf-16-le'), 'p.csv line 1: a NUL character'),
+    ('', 'p.csv: the file is empty'),
+    ('\n  \n', 'p.csv: the file is empty'),
+    ('id,caption\n', 'p.csv: a header and no rows under it'),
+])
+def test_read_prompts_rejects_a_malformed_csv_in_one_line(tmp_path, monkeypatch, content, message):
+    from ttm_pref.cli import read_prompts
+    from ttm_pref.core import UserError
+    monkeypatch.chdir(tmp_path)  # messages name the file relative to the current folder
+    (tmp_path/'p.csv').write_bytes(content.encode() if isinstance(content, str) else content)
+    with pytest.raises(UserError) as e: read_prompts(tmp_path/'p.csv')
+    assert message in str(e.value) and '\n' not in str(e.value), str(e.value)
+
+def test_read_prompts_keeps_what_worked(tmp_path):
+    from ttm_pref.cli import read_prompts
+    (tmp_path/'a.csv').write_text('id,caption\ncalm,A calm piano piece\ndance,"An energetic dance track, driving drums"\n')
+    assert read_prompts(tmp_path/'a.csv') == [('calm', 'A calm piano piece'), ('dance', 'An energetic dance track, driving drums')]
+    (tmp_path/'b.csv').write_bytes('\ufeffcaption , id\r\n "Calm, soft", x \r\n\r\n"rock with ""drums""", "y"  \r\n'.encode())
+    assert read_prompts(tmp_path/'b.csv') == [('x', 'Calm, soft'), ('y', 'rock with "drums"')]  # BOM, CRLF, a blank line, spaces
+    (tmp_path/'c.csv').write_text('caption\nA calm piano piece\nAn energetic dance track\n')
+    assert read_prompts(tmp_path/'c.csv') == [('0', 'A calm piano piece'), ('1', 'An energetic dance track')]
 
 def test_bad_arguments_are_one_line(tmp_path):
     res = ttm('run', '--scale', 'huge', '--out', tmp_path/'x')

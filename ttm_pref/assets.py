@@ -4,7 +4,7 @@
 
 # %% ../nbs/foundations/assets.ipynb #5b560ae4
 from __future__ import annotations
-import csv, hashlib, importlib, importlib.util, json, os, pickle, sys, types, warnings
+import hashlib, importlib, importlib.util, json, os, pickle, sys, types, warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,14 +15,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio
 
-from .core import UserError, shown_path
+from .core import UserError, shown_path, read_csv_strict
 from .encoders import EMBEDDERS, register_embedder, load_embedder
+from .mel_vae import MelVAE, MelVAEConfig, BigVGANVocoder, BigVGANConfig, bigvgan_state
 
 # %% auto #0
 __all__ = ['ASSETS', 'PAPER_ASSETS', 'ROBERTA_BASE', 'CLAP_WINDOW', 'DEMUCS_REPO_ENV', 'PaperAsset', 'missing_asset',
            'asset_path', 'missing_paper_assets', 'PaperAudioEmbedder', 'clap_code', 'clap_config', 'build_clap',
-           'read_clap_state', 'load_clap_state', 'clap_windows', 'LaionClap', 'load_laion_clap', 'T5TextEncoder',
-           'load_t5', 'load_paper_text', 'Mert', 'load_mert', 'demucs_classes', 'read_demucs_package', 'load_demucs',
+           'read_weights', 'fit_state', 'read_clap_state', 'load_clap_state', 'clap_windows', 'LaionClap',
+           'load_laion_clap', 'T5TextEncoder', 'load_t5', 'load_paper_text', 'load_mmaudio_vae', 'load_bigvgan',
+           'load_fluxaudio', 'Mert', 'load_mert', 'demucs_classes', 'read_demucs_package', 'load_demucs',
            'read_song_describer', 'heldout_prompts']
 
 # %% ../nbs/foundations/assets.ipynb #e487d594
@@ -42,15 +44,24 @@ ASSETS: dict[str, PaperAsset] = {a.env: a for a in [
                'file or folder'),
     PaperAsset('TTM_PREF_CLAP_CKPT', 'the LAION-CLAP music checkpoint music_audioset_epoch_15_esc_90.14.pt',
                'it is published with the LAION-CLAP repository (its music checkpoints)'),
+    PaperAsset('TTM_PREF_CLAP_COND', 'the LAION-CLAP conditioning checkpoint music_speech_audioset_epoch_15_esc_89.98.pt',
+               'it is published with the LAION-CLAP repository (its music-and-speech checkpoint); MeanAudio conditions '
+               'on its text embedding'),
     PaperAsset('TTM_PREF_ROBERTA', 'the roberta-base tokenizer of LAION-CLAP\'s text tower',
                'save the public roberta-base model\'s tokenizer (vocab.json, merges.txt) and config.json into one folder '
                'on a machine with internet', 'folder'),
     PaperAsset('TTM_PREF_MERT', 'a MERT-v1-330M model folder',
                'it is the public MERT-v1-330M model folder (config.json, its model code, weights, preprocessor_config.json)',
                'folder'),
-    PaperAsset('TTM_PREF_T5', 'a T5 text-encoder model folder',
-               'save the baseline\'s T5 encoder (T5-large size, 1024-d) with transformers\' save_pretrained: config.json, '
+    PaperAsset('TTM_PREF_T5', 'a T5 text-encoder model folder (flan-t5-large)',
+               'save the baseline\'s T5 encoder, flan-t5-large (1024-d), with transformers\' save_pretrained: config.json, '
                'tokenizer files, weights', 'folder'),
+    PaperAsset('TTM_PREF_FLUXAUDIO', 'FluxAudio-S weights fluxaudio_s_full.pth',
+               'it is published with MeanAudio\'s model collection (the 16 kHz FluxAudio-S the paper starts from)'),
+    PaperAsset('TTM_PREF_VAE', 'MMAudio\'s 16 kHz mel VAE weights v1-16.pth',
+               'it comes with MMAudio\'s released weights (the MeanAudio model collection carries it too)'),
+    PaperAsset('TTM_PREF_VOCODER', 'the 16 kHz BigVGAN vocoder weights best_netG.pt',
+               'it comes with MMAudio\'s released weights, beside v1-16.pth (the MeanAudio model collection carries it too)'),
     PaperAsset('TTM_PREF_PREFS', 'human A-vs-B preference pairs (Music Arena, MusicPrefs, AIME, SongEval)',
                'they are the public preference sets the paper names', 'folder'),
     PaperAsset('TTM_PREF_DEMUCS_REPO', 'a Demucs folder with mdx_extra.yaml and its checkpoints',
@@ -161,17 +172,40 @@ def build_clap(amodel: str = 'HTSAT-base', # laion_clap's audio config name
         model = code.CLAP(**clap_config(amodel), enable_fusion=False, fusion_type='None')
     return model.eval()
 
-def read_clap_state(path: str|Path # a LAION-CLAP checkpoint (.pt)
-                   ) -> dict[str, torch.Tensor]:
-    "The checkpoint's model weights, read with `weights_only=True`, keys as `build_clap`'s model names them."
+def read_weights(path: str|Path # a torch checkpoint
+                ):
+    "What the file holds, read with `weights_only=True` onto the CPU; a one-line error for a file that is not that."
     path = Path(path)
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        try: names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except (ValueError, RuntimeError, pickle.UnpicklingError): names = []  # not a torch.save file at all
+        if not names: raise UserError(f'{shown_path(path)} is not a readable torch checkpoint: torch.load cannot read it') from None
         raise UserError(f'{shown_path(path)} holds Python objects besides tensors ({", ".join(names)}): not loaded, '
                         'since unpickling them could run code') from None
     except (RuntimeError, EOFError, OSError) as e:
-        raise UserError(f'{shown_path(path)} is not a readable torch checkpoint: {str(e).splitlines()[0]}') from None
+        why = (str(e).strip().splitlines() or [f'{type(e).__name__} (an empty or cut-off file)'])[0]
+        raise UserError(f'{shown_path(path)} is not a readable torch checkpoint: {why}') from None
+
+def fit_state(model: nn.Module, # the architecture
+              state: dict, # its weights, keys as the model names them
+              name: str = 'the checkpoint', # how messages name the state's origin
+              what: str = 'this model' # how messages name the model
+             ) -> nn.Module:
+    "Load `state` into `model`, every key matched; else a one-line error naming a few missing and unexpected keys."
+    try: missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor of the wrong shape
+        lines = str(e).strip().splitlines()
+        raise UserError(f'{name} does not fit {what}: {lines[min(1, len(lines) - 1)].strip()}') from None
+    if missing or unexpected:
+        raise UserError(f'{name} does not fit {what}: {len(missing)} missing keys '
+                        f'({", ".join(missing[:3])}), {len(unexpected)} unexpected ({", ".join(unexpected[:3])})')
+    return model
+
+def read_clap_state(path: str|Path # a LAION-CLAP checkpoint (.pt)
+                   ) -> dict[str, torch.Tensor]:
+    "The checkpoint's model weights, read with `weights_only=True`, keys as `build_clap`'s model names them."
+    ckpt = read_weights(path)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
         raise UserError(f'{shown_path(path)} holds no state dict')
@@ -183,14 +217,7 @@ def load_clap_state(model: nn.Module, # from `build_clap`
                     name: str = 'the checkpoint' # how messages name the state's origin
                    ) -> nn.Module:
     "Load `state` into `model`, every key matched; else a one-line error saying what does not fit."
-    try: missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # a tensor of the wrong shape
-        lines = str(e).strip().splitlines()
-        raise UserError(f'{name} does not fit this LAION-CLAP: {lines[min(1, len(lines) - 1)].strip()}') from None
-    if missing or unexpected:
-        raise UserError(f'{name} does not fit this LAION-CLAP: {len(missing)} missing keys '
-                        f'({", ".join(missing[:3])}), {len(unexpected)} unexpected ({", ".join(unexpected[:3])})')
-    return model
+    return fit_state(model, state, name, 'this LAION-CLAP')
 
 # %% ../nbs/foundations/assets.ipynb #47bad48a
 def clap_windows(clip: torch.Tensor, # one clip [T] at 48 kHz
@@ -274,9 +301,10 @@ class T5TextEncoder:
     "T5 token embeddings for the joint attention and a pooled vector for AdaLN, behind `TextEncoder`'s interface."
     def __init__(self, model, # a T5 encoder (transformers' `T5EncoderModel`)
                  tokenizer, # its tokenizer
-                 pooled=None # an embedder with `embed_text` and `dim` (the CLAP) for the pooled vector; None: mean of the T5 tokens
+                 pooled=None, # an embedder with `embed_text` and `dim` (the CLAP) for the pooled vector; None: mean of the T5 tokens
+                 zero_padding: bool = True # zero the features past each caption (False: keep T5's outputs there, as MeanAudio feeds them)
                 ):
-        self.model, self.tokenizer, self.pooled = model.eval(), tokenizer, pooled
+        self.model, self.tokenizer, self.pooled, self.zero_padding = model.eval(), tokenizer, pooled, zero_padding
         self.dim = model.config.d_model
         self.pooled_dim = pooled.dim if pooled is not None else self.dim
 
@@ -286,7 +314,8 @@ class T5TextEncoder:
         dev = next(self.model.parameters()).device
         h = self.model(input_ids=tok['input_ids'].to(dev), attention_mask=tok['attention_mask'].to(dev)).last_hidden_state
         mask = tok['attention_mask'].bool()
-        return h.float().cpu() * mask[..., None], mask
+        h = h.float().cpu()
+        return (h * mask[..., None] if self.zero_padding else h), mask
 
     @torch.no_grad()
     def encode(self, captions: list[str], # [N] captions ("" is the null text)
@@ -304,13 +333,14 @@ class T5TextEncoder:
             caps = [captions[i] for i in idx]
             tokens[idx], mask[idx] = self._tokens(caps, max_tokens)
             pooled[idx] = (self.pooled.embed_text(caps) if self.pooled is not None else
-                           F.normalize(tokens[idx].sum(1) / mask[idx].sum(1, keepdim=True).clamp_min(1), dim=-1))
+                           F.normalize((tokens[idx] * mask[idx, :, None]).sum(1) / mask[idx].sum(1, keepdim=True).clamp_min(1), dim=-1))
         return {'tokens': tokens, 'mask': mask, 'pooled': pooled}
 
 @register_embedder('t5')
 def load_t5(folder: str|Path|None = None, # a T5 model folder (default: $TTM_PREF_T5)
             device: str = 'cpu', # 'cpu' or 'cuda'
-            pooled=None # passed to `T5TextEncoder` (None: the mean of the T5 tokens)
+            pooled=None, # passed to `T5TextEncoder` (None: the mean of the T5 tokens)
+            zero_padding: bool = True # passed to `T5TextEncoder`
            ) -> T5TextEncoder:
     "A T5 encoder and its tokenizer from a local folder (transformers, local files only, weights_only)."
     path = asset_path('TTM_PREF_T5', folder)
@@ -320,20 +350,57 @@ def load_t5(folder: str|Path|None = None, # a T5 model folder (default: $TTM_PRE
     try: model = T5EncoderModel.from_pretrained(str(path), local_files_only=True, weights_only=True)
     except (OSError, ValueError) as e:
         raise UserError(f'no T5 encoder could be read from {shown_path(path)}: {str(e).splitlines()[0]}') from None
-    return T5TextEncoder(model.to(device), _local_tokenizer(path), pooled)
+    return T5TextEncoder(model.to(device), _local_tokenizer(path), pooled, zero_padding)
 
 @register_embedder('paper-text')
 def load_paper_text(t5: str|Path|None = None, # the T5 folder (default: $TTM_PREF_T5)
-                    checkpoint: str|Path|None = None, # the LAION-CLAP checkpoint (default: $TTM_PREF_CLAP_CKPT)
+                    checkpoint: str|Path|None = None, # the conditioning LAION-CLAP checkpoint (default: $TTM_PREF_CLAP_COND)
                     roberta: str|Path|None = None, # its RoBERTa tokenizer folder (default: $TTM_PREF_ROBERTA)
-                    device: str = 'cpu' # 'cpu' or 'cuda'
+                    device: str = 'cpu', # 'cpu' or 'cuda'
+                    zero_padding: bool = False # zero the T5 features past each caption (the reference does not)
                    ) -> T5TextEncoder:
-    "The paper's text conditioning: T5 tokens with the pooled LAION-CLAP text embedding."
+    "The paper's text conditioning: T5 tokens as MeanAudio feeds them, with the conditioning CLAP's pooled text embedding."
     asset_path('TTM_PREF_T5', t5)  # every missing file says so before anything slow is loaded
-    asset_path('TTM_PREF_CLAP_CKPT', checkpoint)
+    ckpt = asset_path('TTM_PREF_CLAP_COND', checkpoint)
     asset_path('TTM_PREF_ROBERTA', roberta)
-    clap = load_laion_clap(checkpoint, roberta, device=device)
-    return load_t5(t5, device, pooled=clap)
+    clap = load_laion_clap(ckpt, roberta, device=device)
+    return load_t5(t5, device, pooled=clap, zero_padding=zero_padding)
+
+# %% ../nbs/foundations/assets.ipynb #fda5edda
+def load_mmaudio_vae(path: str|Path|None = None, # `v1-16.pth` (default: $TTM_PREF_VAE)
+                     config: MelVAEConfig = MelVAEConfig(), # the architecture's sizes (default: the published 16k model)
+                     device: str = 'cpu' # 'cpu' or 'cuda'
+                    ) -> MelVAE:
+    "MMAudio's 16k mel VAE from a local state dict, read with `weights_only=True`, weight norm folded, in eval mode."
+    path = asset_path('TTM_PREF_VAE', path)
+    state = read_weights(path)
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f'{shown_path(path)} holds no state dict of tensors (MMAudio\'s v1-16.pth is a plain state dict)')
+    vae = fit_state(MelVAE(config), state, shown_path(path), "MMAudio's 16k mel VAE")
+    return vae.remove_weight_norm().eval().to(device)
+
+def load_bigvgan(path: str|Path|None = None, # `best_netG.pt` (default: $TTM_PREF_VOCODER)
+                 config: BigVGANConfig = BigVGANConfig(), # the generator's hyper-parameters (default: the published 16 kHz one)
+                 device: str = 'cpu' # 'cpu' or 'cuda'
+                ) -> BigVGANVocoder:
+    "The 16 kHz BigVGAN generator from a local `{'generator': state dict}` (either weight-norm format), weight norm removed."
+    path = asset_path('TTM_PREF_VOCODER', path)
+    ckpt = read_weights(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get('generator'), dict):
+        found = ', '.join(map(str, list(ckpt)[:3])) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise UserError(f"{shown_path(path)} has no 'generator' state dict (found: {found or 'nothing'}); "
+                        "a BigVGAN checkpoint is {'generator': state dict}")
+    voc = fit_state(BigVGANVocoder(config), bigvgan_state(ckpt['generator']), shown_path(path), 'the 16 kHz BigVGAN vocoder')
+    return voc.remove_weight_norm().eval().to(device)
+
+# %% ../nbs/foundations/assets.ipynb #eacb8ede
+def load_fluxaudio(src: str|Path|dict|None = None, # fluxaudio_s_full.pth, or the dict torch.load gave (default: $TTM_PREF_FLUXAUDIO)
+                   cfg=None, # a `BackboneConfig` (default: read off the tensors)
+                   allow_extra: bool = False # True: load the backbone's keys and list the others in `model.extra_keys`
+                  ):
+    "FluxAudio-S from a local checkpoint, found like every asset: `ttm_pref.backbone.load_fluxaudio` on the file."
+    from ttm_pref.backbone import load_fluxaudio  # imported at call time: the architecture it fills is 00_backbone's, a module built on this one
+    return load_fluxaudio(src if isinstance(src, dict) else asset_path('TTM_PREF_FLUXAUDIO', src), cfg, allow_extra)
 
 # %% ../nbs/foundations/assets.ipynb #a878aee4
 class Mert(PaperAudioEmbedder):
@@ -464,22 +531,15 @@ def read_song_describer(path: str|Path|None = None, # the Song Describer CSV or 
     path = _song_describer_csv(path)
     need = ['caption_id', 'caption'] + (['is_valid_subset'] if valid_only else [])
     pairs, ids, texts = [], set(), set()
-    with open(path, newline='', encoding='utf-8-sig') as f:
-        reader = csv.DictReader(f)
-        found = [c.strip() for c in reader.fieldnames or []]
-        reader.fieldnames = found
-        lacking = [c for c in need if c not in found]
-        if lacking: raise UserError(f'{shown_path(path)} has no column {", ".join(lacking)} '
-                                    f'(its columns: {", ".join(found) or "none"})')
-        for row in reader:
-            if valid_only and (row['is_valid_subset'] or '').strip().lower() not in _TRUE: continue
-            cid, caption = (row['caption_id'] or '').strip(), (row['caption'] or '').strip()
-            if not caption: raise UserError(f'{shown_path(path)}: line {reader.line_num} (caption_id {cid!r}) has an empty caption')
-            if cid in ids: continue
-            ids.add(cid)
-            if caption in texts: continue
-            texts.add(caption)
-            pairs.append((cid, caption))
+    for line, row in read_csv_strict(path, need=need, filled=[], multiline=True):
+        if valid_only and row['is_valid_subset'].lower() not in _TRUE: continue
+        cid, caption = row['caption_id'], row['caption']
+        if not caption: raise UserError(f'{shown_path(path)}: line {line} (caption_id {cid!r}) has an empty caption')
+        if cid in ids: continue
+        ids.add(cid)
+        if caption in texts: continue
+        texts.add(caption)
+        pairs.append((cid, caption))
     if not pairs: raise UserError(f'{shown_path(path)} has no captions' + (' in its validation subset' if valid_only else ''))
     return pairs
 

@@ -4,13 +4,14 @@
 
 # %% ../nbs/10_cli.ipynb #9a136991
 from __future__ import annotations
-import argparse, csv, os, shutil, sys, tempfile
+import argparse, os, shutil, sys, tempfile
 import soundfile as sf
 from pathlib import Path
 
-from .core import RunDir, UserError, SCALES, make_config, count_params, default_run_dir
+from .core import RunDir, UserError, SCALES, make_config, count_params, default_run_dir, read_csv_strict, shown_path
 from .pipeline import STAGES, get_stage, run_chain, load_generator, check_paper_assets
-from .scale import paper_scale_clip, clip_report_lines, run_bench, bench_markdown, write_bench
+from .scale import (paper_scale_clip, clip_report_lines, run_bench, bench_markdown, write_bench, paper_weights_help,
+                            load_paper_generator, PAPER_WEIGHTS)
 from .score_sft import SCORE_HEADS, ensure_score_sft
 from .world import ensure_world
 from .metrics import eval_tools
@@ -19,11 +20,13 @@ from .postproc import ensure_separator, postprocess_folder
 from .eval import FINAL, load_clip_folder, clip_table, write_eval_json, write_submission
 
 # %% auto #0
-__all__ = ['RUN_HELP', 'COMMANDS', 'build_parser', 'read_prompts', 'cmd_run', 'cmd_train', 'cmd_params', 'cmd_infer',
-           'write_wavs', 'cmd_postproc', 'cmd_eval', 'cmd_reproduce', 'cmd_bench', 'main']
+__all__ = ['RUN_HELP', 'RUN_PAPER_HELP', 'COMMANDS', 'build_parser', 'read_prompts', 'cmd_run', 'cmd_train', 'cmd_params',
+           'cmd_infer', 'write_wavs', 'cmd_postproc', 'cmd_eval', 'cmd_reproduce', 'cmd_bench', 'main']
 
 # %% ../nbs/10_cli.ipynb #9c90571d
 RUN_HELP = 'run directory (default: runs/<scale> at the project root, or $TTM_PREF_RUNS/<scale>)'
+RUN_PAPER_HELP = ('--scale paper first checks for every local file the paper\'s chain reads and names the missing ones.\n'
+                  'Among them are the files of its inference path, which `ttm_pref infer --scale paper --weights DIR` runs:')
 
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose usage errors are one line and exit status 2."
@@ -32,25 +35,31 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog='ttm_pref', description='Text-to-music with human-preference rewards, reproduced on a CPU.')
     sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
-    r = sub.add_parser('run', help='run the whole chain (resumable) and write a report')
+    raw = argparse.RawDescriptionHelpFormatter  # the list of paper files keeps its lines
+    r = sub.add_parser('run', help='run the whole chain (resumable) and write a report', formatter_class=raw,
+                       epilog=RUN_PAPER_HELP + '\n\n' + paper_weights_help())
     r.add_argument('--scale', default='mini', choices=SCALES, help='model and data sizes')
     r.add_argument('--out', default=None, help=RUN_HELP)
     r.add_argument('--until', default=None, help='stop after this stage')
     pa = sub.add_parser('params', help='print total, trainable and frozen parameter counts')
     pa.add_argument('--scale', default='paper', choices=SCALES)
-    i = sub.add_parser('infer', help='generate one wav per prompt of a CSV')
-    i.add_argument('--run', default=None, help=RUN_HELP + '; at paper scale without one: the paper configuration with random weights')
+    i = sub.add_parser('infer', help='generate one wav per prompt of a CSV', formatter_class=raw, epilog=paper_weights_help())
+    i.add_argument('--run', default=None, help=RUN_HELP + '; at paper scale without one (and without --weights): the paper configuration with random weights')
     i.add_argument('--scale', default='mini', choices=SCALES)
     i.add_argument('--stage', default='baseline', help='which checkpoint generates')
     i.add_argument('--prompts', required=True, help="CSV with a 'caption' column (optional 'id')")
     i.add_argument('--out', required=True, help='folder for the wav files')
     i.add_argument('--seed', type=int, default=42, help='base seed; prompt i uses seed + i')
     i.add_argument('--steps', type=int, default=25, help='Euler steps')
-    i.add_argument('--cfg', type=float, default=None, help='guidance weight (default: the stage config)')
+    i.add_argument('--cfg', type=float, default=None, help='guidance weight (default: the stage config; 4.5 with --weights)')
     i.add_argument('--head', default=None, choices=list(SCORE_HEADS), help='score_sft: which score head (default global_adaln)')
     i.add_argument('--score', type=float, default=None, help='score_sft, expert_iter, crossload, crpo: the reward knob s (default: the stage config)')
     i.add_argument('--no-prefix', dest='use_prefix', action='store_const', const=False, default=None,
                    help='score-conditioned stages: no prompt prefix and no negative prompt')
+    i.add_argument('--weights', default=None, metavar='DIR',
+                   help='with --scale paper: generate from the published FluxAudio-S, a folder holding '
+                        + ', '.join(w.shown for w in PAPER_WEIGHTS.values()) + ' (each may be named by its environment '
+                        'variable instead, which wins; see below)')
     pp = sub.add_parser('postproc', help='three vocal-removal passes and loudness normalisation of every wav in a folder')
     pp.add_argument('in_dir', help='folder of wav files'); pp.add_argument('out_dir', help='folder for the results (finished files are skipped)')
     ev = sub.add_parser('eval', help='FAD-CLAP, CLAP score, reward and listener score of a folder of clips')
@@ -78,25 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/10_cli.ipynb #87491349
 def read_prompts(path: str|Path # CSV file with a `caption` column and an optional `id` column
                 ) -> list[tuple[str, str]]:
-    "The (file stem, caption) pairs of a prompt CSV; a `UserError` for any problem in it."
+    "The (file stem, caption) pairs of a prompt CSV, read strictly (`read_csv_strict`); a one-line `UserError` for any problem in it."
     path = Path(path)
     if not path.is_file(): raise UserError(f'prompt file {path} does not exist')
-    with open(path, newline='', encoding='utf-8') as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        if 'caption' not in header: raise UserError(f"{path}: no 'caption' column in the header ({', '.join(header) or 'empty'})")
-        rows = list(reader)
-    if not rows: raise UserError(f'{path}: no prompts')
     prompts = []
-    for i, row in enumerate(rows):
-        caption = (row.get('caption') or '').strip()
-        if not caption: raise UserError(f'{path}: row {i + 1} has an empty caption')
-        stem = (row.get('id') or '').strip() if 'id' in header else str(i)
-        if not stem or '/' in stem or '\\' in stem or stem.startswith('.'):
-            raise UserError(f'{path}: row {i + 1} has an unusable id {stem!r}')
-        prompts.append((stem, caption))
-    stems = [s for s, _ in prompts]
-    if len(set(stems)) != len(stems): raise UserError(f'{path}: ids are not unique')
+    for i, (line, row) in enumerate(read_csv_strict(path, need=['caption'], filled=['caption', 'id'], unique=['id'])):
+        stem = row['id'] if 'id' in row else str(i)
+        if '/' in stem or '\\' in stem or stem.startswith('.'):
+            raise UserError(f'{shown_path(path)} line {line}: the id {stem!r} cannot name a wav file (no slashes, no leading dot)')
+        prompts.append((stem, row['caption']))
     return prompts
 
 # %% ../nbs/10_cli.ipynb #bbce0585
@@ -134,13 +133,30 @@ def _random_weight_infer(args, captions: list[str]):
     print('\n'.join(clip_report_lines(report)))
     return audio, make_config('backbone', 'paper').sample_rate
 
+def _published_weights_infer(args, captions: list[str]):
+    "`infer --scale paper --weights DIR`: FluxAudio-S from the published files, as MeanAudio's inference generates."
+    if args.run is not None: raise UserError('--weights and --run are two sources of weights; give one')
+    asked = [f'--{k}' for k, v in (('stage', args.stage != 'baseline'), ('head', args.head), ('score', args.score is not None),
+                                  ('no-prefix', args.use_prefix is not None)) if v]
+    if asked: raise UserError(f"{', '.join(asked)}: the published FluxAudio-S checkpoint has no score head and no later stages; "
+                              '--scale paper --weights takes --cfg, --steps and --seed')
+    import torch
+    generator = load_paper_generator(args.weights, device='cuda' if torch.cuda.is_available() else 'cpu')
+    cfg = 4.5 if args.cfg is None else args.cfg
+    audio, sr = generator(captions, seed=args.seed, steps=args.steps, cfg_scale=cfg, progress=sys.stderr.isatty())
+    print(f'FluxAudio-S from {shown_path(args.weights)}: {len(captions)} clip(s) of {audio.shape[1] / sr:.2f} s, '
+          f'{args.steps} Euler steps, guidance {cfg:g}')
+    return audio, sr
+
 def cmd_infer(args):
+    if args.weights is not None and args.scale != 'paper': raise UserError('--weights applies with --scale paper only')
     prompts = read_prompts(args.prompts)
     if args.steps < 1: raise UserError('--steps must be at least 1')
     out = Path(args.out)
     clash = [s for s, _ in prompts if (out/f'{s}.wav').exists()]
     if clash: raise UserError(f'{out} already holds {clash[0]}.wav; choose another folder')
-    if args.scale == 'paper' and args.run is None: audio, sr = _random_weight_infer(args, [c for _, c in prompts])
+    if args.scale == 'paper' and args.weights is not None: audio, sr = _published_weights_infer(args, [c for _, c in prompts])
+    elif args.scale == 'paper' and args.run is None: audio, sr = _random_weight_infer(args, [c for _, c in prompts])
     else:
         if args.scale == 'paper': check_paper_assets()
         generator = load_generator(_existing_run(_default_out(args.run, args.scale)), args.stage, args.head, args.score, args.use_prefix)
@@ -218,7 +234,7 @@ def main(argv: list[str]|None = None # the arguments (default: `sys.argv[1:]`)
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)
     except UserError as e:
-        print(f'ttm_pref: error: {e}', file=sys.stderr)
+        for line in str(e).splitlines() or ['']: print(f'ttm_pref: error: {line}', file=sys.stderr)  # one line per problem
         return 2
     except KeyboardInterrupt:
         print('ttm_pref: interrupted', file=sys.stderr)

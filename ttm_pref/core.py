@@ -4,7 +4,7 @@
 
 # %% ../nbs/foundations/core.ipynb #1f6a735b
 from __future__ import annotations
-import json, os, random, shutil, tempfile, time
+import csv, io, json, os, random, shutil, tempfile, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Callable, Iterable
@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['SCALES', 'CONFIGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config', 'config_from_dict',
            'seed_everything', 'UserError', 'NotBuiltYet', 'count_params', 'launch_state', 'is_main_process',
-           'wait_for_everyone', 'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'RunDir', 'run_stage',
-           'TrainArgs', 'shard_batch', 'train_loop', 'default_run_dir', 'notebook_run', 'player']
+           'wait_for_everyone', 'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'read_csv_strict',
+           'RunDir', 'run_stage', 'TrainArgs', 'shard_batch', 'train_loop', 'default_run_dir', 'notebook_run', 'player']
 
 # %% ../nbs/foundations/core.ipynb #e42d64fb
 SCALES = ('debug', 'mini', 'paper')
@@ -160,6 +160,76 @@ def shown_path(path: str|Path) -> str:
         try: return str(path.relative_to(base.resolve()))
         except ValueError: pass
     return str(path)
+
+# %% ../nbs/foundations/core.ipynb #c5v0d3f1
+def _quote_problem(lines: list[str], start: int, header: list[str]|None, kind: str) -> str:
+    "The message for a quoted field opened on line `start` and not closed on it."
+    fields = next(csv.reader(lines[start - 1:], skipinitialspace=True))  # lenient: the fields up to the open quote
+    i = next((i for i, f in enumerate(fields) if '\n' in f or '\r' in f), len(fields) - 1)
+    what = ('field in the header' if header is None else header[i] if i < len(header) and header[i] else f'field {i + 1}')
+    return f'line {start}: a quoted {what} {kind}'
+
+def _trim_after_quote(line: str) -> str:
+    "`line` without the spaces after a closing quote at its end (the strict dialect would call them text after the quote)."
+    body = line.rstrip('\r\n')
+    return body.rstrip(' \t') + line[len(body):] if body.rstrip(' \t').endswith('"') else line
+
+def read_csv_strict(path: str|Path, # a CSV file with a header line, in UTF-8
+                    need: Iterable[str] = ('caption',), # columns the header must have
+                    filled: Iterable[str]|None = None, # columns that may not be empty in any row, where present (default: `need`)
+                    unique: Iterable[str] = (), # columns whose values may not repeat, where present
+                    multiline: bool = False # accept a quoted value that spans lines (else it is an unclosed quote)
+                   ) -> list[tuple[int, dict[str, str]]]:
+    "The (line number, row) pairs of a CSV, names and values stripped; a one-line `UserError` naming the file and the line for anything malformed."
+    path = Path(path); name = shown_path(path)
+    if not path.is_file(): raise UserError(f'{name} does not exist' if not path.exists() else f'{name} is not a file')
+    data = path.read_bytes()
+    try: text = data.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b'\n') + 1
+        raise UserError(f'{name} line {line}: not UTF-8 text (save the file as UTF-8)') from None
+    lines = io.StringIO(text, newline='').readlines()  # the physical lines, split as the csv reader counts them
+    lines = [_trim_after_quote(l) for l in lines]
+    if not any(l.strip() for l in lines): raise UserError(f'{name}: the file is empty')
+    nul = next((n for n, l in enumerate(lines, 1) if '\0' in l), None)
+    if nul: raise UserError(f'{name} line {nul}: a NUL character (a UTF-16 file? save it as UTF-8)')
+    need, filled, unique = list(need), list(need if filled is None else filled), list(unique)
+    reader = csv.reader(lines, strict=True, skipinitialspace=True)
+    header, rows, seen = None, [], {c: {} for c in unique}
+    while True:
+        start = reader.line_num + 1
+        try: fields = next(reader)
+        except StopIteration: break
+        except csv.Error as e:
+            if 'unexpected end of data' in str(e): raise UserError(f'{name} {_quote_problem(lines, start, header, "is never closed")}') from None
+            if reader.line_num > start: raise UserError(f'{name} {_quote_problem(lines, start, header, "is not closed on its line")}') from None
+            if 'expected after' in str(e): raise UserError(f'{name} line {start}: text after a closing quote (nothing may stand between it and the comma; a quote inside a quoted value is written "")') from None
+            raise UserError(f'{name} line {start}: {e}') from None
+        if reader.line_num > start and not multiline:
+            raise UserError(f'{name} {_quote_problem(lines, start, header, f"is not closed on its line (it runs on to line {reader.line_num})")}')
+        if not fields: continue  # a blank line
+        fields = [f.strip() for f in fields]
+        if header is None:
+            header = fields
+            twice = next((c for i, c in enumerate(header) if c and c in header[:i]), None)
+            if twice: raise UserError(f'{name} line {start}: the header names the column {twice} twice')
+            lacking = [c for c in need if c not in header]
+            if lacking: raise UserError(f'{name} has no column {", ".join(lacking)} (its columns: {", ".join(c for c in header if c) or "none"})')
+            continue
+        if len(fields) != len(header):
+            hint = '; a value holding a comma must be in quotes' if len(fields) > len(header) else ''
+            raise UserError(f'{name} line {start}: {len(fields)} field{"s" * (len(fields) != 1)} where the header has {len(header)} '
+                            f'({", ".join(header)}){hint}')
+        row = dict(zip(header, fields))
+        empty = next((c for c in filled if c in row and not row[c]), None)
+        if empty: raise UserError(f'{name} line {start}: the {empty} is empty')
+        for c in unique:
+            if c not in row: continue
+            if row[c] in seen[c]: raise UserError(f'{name} line {start}: {c} {row[c]!r} repeats line {seen[c][row[c]]}')
+            seen[c][row[c]] = start
+        rows.append((start, row))
+    if not rows: raise UserError(f'{name}: a header and no rows under it')
+    return rows
 
 # %% ../nbs/foundations/core.ipynb #a5c2564a
 class RunDir:
