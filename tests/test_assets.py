@@ -302,7 +302,7 @@ def test_load_fluxaudio_through_assets(tmp_path, monkeypatch, no_assets):
     assert 'fluxaudio_s_full.pth not found (TTM_PREF_FLUXAUDIO is unset)' in msg and "MeanAudio's model collection" in msg
     assert '\n' not in msg and 'TTM_PREF_FLUXAUDIO' in PAPER_ASSETS
     torch.manual_seed(0)
-    ref = Backbone(make_config('backbone', 'debug', patch=1, predict='velocity', mask_text=False, latent_channels=20,
+    ref = Backbone(make_config('backbone', 'debug', patch=1, predict='velocity', mask_text=False, input_skip=False, latent_channels=20,
                                text_dim=32, pooled_dim=512, text_tokens=77))
     torch.save(ref.state_dict(), tmp_path/'fluxaudio_s_full.pth')
     monkeypatch.setenv('TTM_PREF_FLUXAUDIO', str(tmp_path/'fluxaudio_s_full.pth'))

@@ -138,7 +138,7 @@ def test_null_text_is_held_in_the_network():
 
 
 def test_config_read_off_a_small_checkpoint():
-    small = make_config('backbone', 'debug', patch=1, predict='velocity', mask_text=False, latent_channels=20)
+    small = make_config('backbone', 'debug', patch=1, predict='velocity', mask_text=False, input_skip=False, latent_channels=20)
     with torch.device('meta'): sd = Backbone(small).state_dict()
     cfg = fluxaudio_config(sd)
     with torch.device('meta'): again = Backbone(cfg).state_dict()

@@ -10,7 +10,7 @@ from ttm_pref.mel_vae import MelVAE, MelVAEConfig, BigVGANVocoder, BigVGANConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ['a calm piano piece with soft strings', 'an upbeat rock song with drums and electric guitar']
-FLUX = dict(patch=1, predict='velocity', mask_text=False, latent_channels=20, text_dim=32, pooled_dim=512, text_tokens=77)
+FLUX = dict(patch=1, predict='velocity', mask_text=False, input_skip=False, latent_channels=20, text_dim=32, pooled_dim=512, text_tokens=77)
 SMALL_VAE, SMALL_VOC = MelVAEConfig(hidden_dim=16), BigVGANConfig(upsample_initial_channel=64)
 HOSTS = re.compile(r'https?:|www\.|\.com\b|\.co/|\.org\b|hugging ?face\.|github', re.I)
 

@@ -74,7 +74,7 @@ def euler_sample(velocity, # `velocity(x, t) -> v` with t a [N] tensor
     # Without the VAE a 20-band log-mel at hop 512 stands in for it (the random-weight paths of `08_scale`).
     paper=dict(filterbank='mel', latent_channels=20, mel_mean=-0.5, mel_std=4.5, latent_frames=312, n_fft=2048, hop=512,
                patch=1, width=448, heads=7, n_joint=4, n_single=8, mlp_ratio=4.0, mlp_multiple=256, in_kernel=7,
-               audio_kernel=3, predict='velocity', mask_text=False, text_dim=1024, pooled_dim=512, text_tokens=77,
+               audio_kernel=3, predict='velocity', mask_text=False, input_skip=False, text_dim=1024, pooled_dim=512, text_tokens=77,
                clip_seconds=10.0, steps=200_000, batch_size=64, lr=1e-4, warmup=1000))
 @dataclass
 class BackboneConfig(StageConfig):
@@ -94,16 +94,17 @@ class BackboneConfig(StageConfig):
     inverse_iters: int = 16  # non-negative inversion iterations of the decoder
     sharpen: float = 4.0  # the inversion's first guess spreads each band over its bins weighted by the filter to this power
     griffin_lim_iters: int = 32  # phase-reconstruction iterations of the decoder
-    # transformer (FluxAudio's blocks; `patch`, `predict` and `mask_text` are the mini world's extras)
+    # transformer (FluxAudio's blocks; `patch`, `input_skip`, `predict` and `mask_text` are the mini world's extras)
     patch: int = 4  # latent frames per audio token (FluxAudio: 1)
     width: int = 192  # model width
     heads: int = 4  # attention heads (head dim = width / heads)
-    n_joint: int = 2  # joint (text + audio) blocks; the last one's text stream is pre-only
-    n_single: int = 4  # single blocks over the audio tokens
+    n_joint: int = 4  # joint (text + audio) blocks; the last one's text stream is pre-only
+    n_single: int = 2  # single blocks over the audio tokens
     mlp_ratio: float = 2.0  # gated MLP size: hidden = mlp_multiple * ceil(int(2/3 * mlp_ratio * width) / mlp_multiple)
     mlp_multiple: int = 64  # the gated MLPs' hidden width is rounded up to a multiple of this
     in_kernel: int = 3  # kernel of the audio input convolution, its gated conv MLP and the output convolution (FluxAudio: 7)
     audio_kernel: int = 3  # kernel of the audio stream's MLPs and post-attention convolution (the text stream's is 1)
+    input_skip: bool = True  # the audio input projection adds its convolution's output to its MLP's (FluxAudio: the MLP's alone)
     rope_theta: float = 10000.0  # RoPE base, on the audio and the text positions
     predict: str = 'data'  # what the output layer predicts: 'data' (the clean patch; the velocity follows from it) or 'velocity'
     t_floor: float = 0.05  # with predict='data', velocity = (x_t - data) / max(t, t_floor)
@@ -441,6 +442,13 @@ class Backbone(nn.Module):
         mask = torch.full((n, self.cfg.text_tokens), not self.cfg.mask_text, dtype=torch.bool, device=self.latent_mean.device)
         return {'tokens': self.empty_string_feat.expand(n, -1, -1), 'mask': mask, 'pooled': self.empty_string_feat_c.expand(n, -1)}
 
+    def audio_in(self, tokens: torch.Tensor # patches [N, L, C*p]
+                ) -> torch.Tensor:
+        "The audio input projection: conv, SELU, gated conv MLP; with `input_skip` the conv's output is added back (a linear path)."
+        conv, act, mlp = self.audio_input_proj
+        h = conv(tokens)
+        return h + mlp(act(h)) if self.cfg.input_skip else mlp(act(h))
+
     def global_vector(self, t, pooled, extra_global=None):
         "The AdaLN conditioning vector: time embedding + projected pooled text (+ an optional extra vector)."
         vec = self.t_embed(t) + self.text_cond_proj(pooled)
@@ -468,7 +476,7 @@ class Backbone(nn.Module):
                ) -> torch.Tensor:
         "The predicted velocity (noise - data) at x_t, [N, C, F]."
         n_frames = x.shape[-1]
-        aud = self.audio_input_proj(self.patchify(x))
+        aud = self.audio_in(self.patchify(x))
         if input_scale is not None: aud = aud * (1 + input_scale[:, None])
         if extra_input is not None: aud = aud + (extra_input[:, None] if extra_input.dim() == 2 else extra_input)
         txt = self.text_input_proj(tokens)
