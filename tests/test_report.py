@@ -75,7 +75,7 @@ def test_eval_user_errors_are_one_line_and_write_nothing(debug_run, tmp_path):
     def ev(*args): return ttm('eval', *args, '--run', out, '--scale', 'debug', '--json', tmp_path/'m.json')
     one_line_error(ev(tmp_path/'none', '--prompts', good), 'does not exist')
     bad = tmp_path/'bad.csv'; bad.write_text('id,text\n0,a calm piano piece\n')
-    one_line_error(ev(tmp_path/'clips', '--prompts', bad), "no 'caption' column")
+    one_line_error(ev(tmp_path/'clips', '--prompts', bad), 'has no column caption')
     more = tmp_path/'more.csv'; more.write_text('id,caption\n0,a\n1,b\n7,c\n')
     one_line_error(ev(tmp_path/'clips', '--prompts', more), '1 prompt id(s) have no wav')
     sf.write(tmp_path/'clips'/'2.wav', np.full(16000, np.nan, np.float32), 16000, subtype='FLOAT')
