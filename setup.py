@@ -37,6 +37,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['ttm_pref', 'ttm_pref.*']),
     include_package_data=True,
+    package_data={'ttm_pref': ['shipped/*.safetensors', 'shipped/*.json']},  # the measuring instruments (foundations/instruments)
     install_requires=requirements,
     extras_require={'dev': dev_requirements + paper_requirements, 'paper': paper_requirements},
     python_requires='>=' + min_python,

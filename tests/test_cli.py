@@ -147,7 +147,7 @@ def test_train_one_more_head_and_infer_with_the_knob(debug_run, tmp_path):
     res = ttm('infer', '--run', out, '--stage', 'score_sft', '--head', 'text_prepend', '--prompts', csv, '--out', tmp_path/'none')
     assert res.returncode == 2 and 'not in' in res.stderr and not (tmp_path/'none').exists()
     res = ttm('infer', '--run', out, '--stage', 'baseline', '--score', '1', '--prompts', csv, '--out', tmp_path/'b')
-    assert res.returncode == 2 and 'apply to the score-conditioned stages' in res.stderr
+    assert res.returncode == 2 and 'applies to the score-conditioned stages' in res.stderr
 
 @pytest.mark.parametrize('stage', ['expert_iter', 'crossload', 'crpo'])
 def test_infer_from_each_refinement(debug_run, tmp_path, stage):

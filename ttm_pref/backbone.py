@@ -4,9 +4,10 @@
 
 # %% ../nbs/00_backbone.ipynb #6cb7ca0e
 from __future__ import annotations
-import json, math, time
+import json, math, os, time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -14,19 +15,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio
 from tqdm.auto import tqdm
+from safetensors.torch import save_file, load_file
 
 from .core import (StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop,
                            UserError, count_params, atomic_write_text, to_json, shown_path)
+from .metrics import HELDOUT_SEED
 
 # %% auto #0
-__all__ = ['FLUXAUDIO_VARIANTS', 'FLUXAUDIO_LEFTOVERS', 'flow_interpolate', 'flow_target', 'sample_timesteps', 'euler_sample',
-           'BackboneConfig', 'semitone_centres', 'triangle_filterbank', 'FilterbankCodec', 'latent_ceiling',
-           'timestep_features', 'rope_tables', 'apply_rope', 'modulate', 'ChannelLastConv1d', 'token_layer',
-           'gated_hidden', 'GatedMLP', 'adaln', 'SelfAttention', 'StreamBlock', 'JointBlock', 'FinalLayer',
-           'TimestepEmbedder', 'Backbone', 'build_backbone', 'fluxaudio_state', 'fluxaudio_config', 'load_fluxaudio',
-           'null_text', 'drop_text', 'flow_matching_loss', 'make_codec', 'encode_text', 'prepare_training_data',
-           'flow_batch', 'train_backbone', 'initial_noise', 'sample', 'generate', 'loss_summary', 'load_stage_model',
-           'ensure_baseline', 'listener_breakdown', 'matmul_peak_gflops', 'flop_counter', 'sampler_speed']
+__all__ = ['FLUXAUDIO_VARIANTS', 'FLUXAUDIO_LEFTOVERS', 'PREFIX', 'NEGATIVE', 'flow_interpolate', 'flow_target',
+           'sample_timesteps', 'euler_sample', 'BackboneConfig', 'semitone_centres', 'triangle_filterbank',
+           'FilterbankCodec', 'latent_ceiling', 'timestep_features', 'rope_tables', 'apply_rope', 'modulate',
+           'ChannelLastConv1d', 'token_layer', 'gated_hidden', 'GatedMLP', 'adaln', 'SelfAttention', 'StreamBlock',
+           'JointBlock', 'FinalLayer', 'TimestepEmbedder', 'Backbone', 'build_backbone', 'fluxaudio_state',
+           'fluxaudio_config', 'load_fluxaudio', 'null_text', 'drop_text', 'flow_matching_loss', 'make_codec',
+           'encode_text', 'prepare_training_data', 'flow_batch', 'train_backbone', 'initial_noise', 'sample',
+           'generate', 'Inference', 'heldout_settings', 'heldout_inference', 'generate_with', 'loss_summary',
+           'load_stage_model', 'ensure_baseline', 'load_snapshot', 'listener_breakdown', 'matmul_peak_gflops',
+           'flop_counter', 'sampler_speed']
 
 # %% ../nbs/00_backbone.ipynb #2851e406
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -69,13 +74,13 @@ def euler_sample(velocity, # `velocity(x, t) -> v` with t a [N] tensor
 # %% ../nbs/00_backbone.ipynb #7d31e082
 @register_config('backbone',
     debug=dict(width=32, heads=2, n_joint=2, n_single=1, mlp_ratio=2.0, mlp_multiple=16, in_kernel=3, text_tokens=16,
-               steps=60, batch_size=8, lr=1e-3, warmup=5, ckpt_every=20, sample_steps=8, griffin_lim_iters=8),
+               steps=60, batch_size=8, lr=1e-3, warmup=5, ckpt_every=20, snapshot_steps=(20, 40), sample_steps=8, griffin_lim_iters=8),
     # paper: FluxAudio-S as published (`fluxaudio_s`): the 16 kHz mel VAE's 20 x 312 latents per 10 s, T5 + CLAP text, no extras.
     # Without the VAE a 20-band log-mel at hop 512 stands in for it (the random-weight paths of `08_scale`).
     paper=dict(filterbank='mel', latent_channels=20, mel_mean=-0.5, mel_std=4.5, latent_frames=312, n_fft=2048, hop=512,
                patch=1, width=448, heads=7, n_joint=4, n_single=8, mlp_ratio=4.0, mlp_multiple=256, in_kernel=7,
                audio_kernel=3, predict='velocity', mask_text=False, input_skip=False, text_dim=1024, pooled_dim=512, text_tokens=77,
-               clip_seconds=10.0, steps=200_000, batch_size=64, lr=1e-4, warmup=1000))
+               clip_seconds=10.0, steps=200_000, batch_size=64, lr=1e-4, warmup=1000, snapshot_steps=()))
 @dataclass
 class BackboneConfig(StageConfig):
     # audio representation (a fixed log-filterbank codec at debug/mini; a mel VAE at paper scale)
@@ -124,6 +129,7 @@ class BackboneConfig(StageConfig):
     grad_clip: float = 1.0
     warmup: int = 50
     ckpt_every: int = 100  # resumable checkpoint period (steps)
+    snapshot_steps: tuple = (200, 400)  # the baseline's weights are also kept at these steps (earlier systems for the reward's data)
     # sampling
     sample_steps: int = 25  # Euler steps
     cfg_scale: float = 4.0  # guidance weight w: v = w v(text) + (1-w) v(negative)
@@ -656,12 +662,15 @@ def train_backbone(cfg: BackboneConfig, # sizes and training settings
                    data: dict, # from `prepare_training_data`
                    model: Backbone|None = None, # start from this model (default: a fresh one)
                    ckpt_path: str|Path|None = None, # resumable checkpoint file
-                   progress: bool = True) -> tuple[Backbone, list[float]]:
+                   progress: bool = True,
+                   snapshot: Callable[[int, Backbone], None]|None = None # called at each of `cfg.snapshot_steps` with (step, model)
+                  ) -> tuple[Backbone, list[float]]:
     "Train the backbone with flow matching through `core.train_loop`; returns the model and the per-step losses."
     model = model or build_backbone(cfg)
     args = TrainArgs(steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
                      warmup=cfg.warmup, ckpt_every=cfg.ckpt_every, desc='backbone')
-    losses = train_loop(model, _loss, lambda s: flow_batch(data, s, cfg), args, ckpt_path=ckpt_path, progress=progress)
+    after = None if snapshot is None else (lambda step, m: snapshot(step, m) if step in cfg.snapshot_steps else None)
+    losses = train_loop(model, _loss, lambda s: flow_batch(data, s, cfg), args, ckpt_path=ckpt_path, progress=progress, after_step=after)
     return model, losses
 
 # %% ../nbs/00_backbone.ipynb #cb64a925
@@ -729,6 +738,45 @@ def generate(model: Backbone, # a trained backbone
                n_frames=codec.frames(codec.n_samples), **extra)
     return codec.decode(z)
 
+# %% ../nbs/00_backbone.ipynb #e7ffadd2
+PREFIX = 'high quality instrumental music, '  # the paper's prompt prefix
+NEGATIVE = 'noise, distortion, low quality, static, hum, hiss, clipping, muffled, amateur recording'  # the paper's negative prompt
+
+@dataclass(frozen=True)
+class Inference:
+    "How held-out clips are sampled. It is the same for every row of the table, so only the checkpoint changes."
+    prefix: str = PREFIX  # put before every prompt ('' for none)
+    negative: str = NEGATIVE  # the text of the other guidance branch ('' for the null text)
+    cfg_scale: float = 4.0  # guidance weight w
+    steps: int = 25  # Euler steps
+    seed: int = HELDOUT_SEED  # prompt i starts from noise seeded seed + i
+
+    def settings(self) -> dict: return {k: getattr(self, k) for k in ('prefix', 'negative', 'cfg_scale', 'steps', 'seed')}
+
+def heldout_settings(stage: str, # the stage whose checkpoint made the clips
+                     inference: Inference, # how they were sampled
+                     score: float|None = None # the score knob s (None: a model without a score, the baseline)
+                    ) -> dict:
+    "What is stored beside a stage's held-out clips: the stage, its inference and its score."
+    return {'stage': stage, **inference.settings(), 'score': score}
+
+def heldout_inference(cfg: BackboneConfig, # the backbone's config: its guidance weight and Euler steps
+                      seed: int = HELDOUT_SEED # another seed gives another draw of the same inference
+                     ) -> Inference:
+    "The inference of every row's held-out clips: the paper's prefix and negative prompt, with the backbone's guidance and steps."
+    return Inference(cfg_scale=cfg.cfg_scale, steps=cfg.sample_steps, seed=seed)
+
+def generate_with(model: Backbone, codec, # a backbone (or a score-conditioned one) and its codec
+                  captions: list[str], # the prompts, without the prefix
+                  inference: Inference, # prefix, negative prompt, guidance, steps, seed
+                  progress: bool = True, text_encoder=None,
+                  **extra # per-example conditioning (a score model's `score=(s, null)`), as in `sample`
+                 ) -> torch.Tensor:
+    "Audio [N, T] for `captions` sampled with `inference`."
+    return generate(model, codec, [inference.prefix + c for c in captions], seed=inference.seed, steps=inference.steps,
+                    cfg_scale=inference.cfg_scale, negative=inference.negative or None, text_encoder=text_encoder,
+                    progress=progress, **extra)
+
 # %% ../nbs/00_backbone.ipynb #fb791e11
 def loss_summary(losses: list[float], # per-step losses
                  points: int = 100) -> dict:
@@ -772,12 +820,28 @@ def ensure_baseline(run: RunDir, # the run directory
         data = prepare_training_data(cfg, world.train.audio, world.train.captions, get_text_encoder())
         if cfg.latent_ceiling is None: cfg = replace(cfg, latent_ceiling=latent_ceiling(data['latents']))
         prep = time.time() - t0
-        model, losses = train_backbone(cfg, data, ckpt_path=run.root/f'{stage}.train.pt', progress=progress)
+        keep = lambda step, m: save_file(m.state_dict(), str(_snapshot_path(run.root, stage, step)))  # outside the folder: survives a resume
+        model, losses = train_backbone(cfg, data, ckpt_path=run.root/f'{stage}.train.pt', progress=progress, snapshot=keep)
         metrics = {**loss_summary(losses), 'params': count_params(model)['total'], 'n_train': len(data['latents']),
-                   'prepare_seconds': round(prep, 2), 'train_seconds': round(time.time() - t0 - prep, 2)}
+                   'prepare_seconds': round(prep, 2), 'train_seconds': round(time.time() - t0 - prep, 2),
+                   'snapshot_steps': [s for s in cfg.snapshot_steps if s < cfg.steps]}
         return model.state_dict(), cfg, metrics
-    run_stage(run, stage, build, verbose=progress)
+    def move_snapshots(folder: Path):
+        for p in run.root.glob(f'{stage}.snapshot*.safetensors'): os.replace(p, Path(folder)/p.name.removeprefix(f'{stage}.'))
+    run_stage(run, stage, build, write_extra=move_snapshots, verbose=progress)
     return load_stage_model(run, stage)[0]
+
+def _snapshot_path(root: Path, stage: str, step: int) -> Path: return Path(root)/f'{stage}.snapshot{step}.safetensors'
+
+def load_snapshot(run: RunDir, # a run whose baseline kept snapshots
+                  step: int, # one of its `snapshot_steps`
+                  stage: str = 'baseline') -> Backbone:
+    "The baseline as it was after `step` training steps (eval mode): an earlier, weaker system."
+    model, cfg, metrics = load_stage_model(run, stage)
+    path = run.path(stage)/f'snapshot{step}.safetensors'
+    if not path.exists(): raise UserError(f'the {stage} in {run.root} kept no snapshot at step {step} (it kept {metrics.get("snapshot_steps", [])})')
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
 
 # %% ../nbs/00_backbone.ipynb #6b5efc55
 def listener_breakdown(panel, # the listener panel (see `listeners.ensure_panel`)

@@ -17,16 +17,21 @@ from .world import ensure_world
 from .metrics import eval_tools
 from .reward import ensure_reward
 from .postproc import ensure_separator, postprocess_folder
+from .encoders import ensure_clap, ensure_second_encoder
+from .instruments import write_shipped
 from .eval import FINAL, load_clip_folder, clip_table, write_eval_json, write_submission
 
 # %% auto #0
-__all__ = ['RUN_HELP', 'RUN_PAPER_HELP', 'COMMANDS', 'build_parser', 'read_prompts', 'cmd_run', 'cmd_train', 'cmd_params',
-           'cmd_infer', 'write_wavs', 'cmd_postproc', 'cmd_eval', 'cmd_reproduce', 'cmd_bench', 'main']
+__all__ = ['RUN_HELP', 'RUN_PAPER_HELP', 'INSTRUMENT_BUILDERS', 'COMMANDS', 'build_parser', 'read_prompts', 'cmd_run',
+           'cmd_train', 'cmd_params', 'cmd_infer', 'write_wavs', 'cmd_postproc', 'cmd_eval', 'cmd_reproduce',
+           'cmd_bench', 'main']
 
 # %% ../nbs/10_cli.ipynb #9c90571d
 RUN_HELP = 'run directory (default: runs/<scale> at the project root, or $TTM_PREF_RUNS/<scale>)'
 RUN_PAPER_HELP = ('--scale paper first checks for every local file the paper\'s chain reads and names the missing ones.\n'
                   'Among them are the files of its inference path, which `ttm_pref infer --scale paper --weights DIR` runs:')
+
+INSTRUMENT_BUILDERS = {'clap': ensure_clap, 'music_features': ensure_second_encoder, 'separator': ensure_separator}  # what `train --rebuild --ship` builds
 
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose usage errors are one line and exit status 2."
@@ -55,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--head', default=None, choices=list(SCORE_HEADS), help='score_sft: which score head (default global_adaln)')
     i.add_argument('--score', type=float, default=None, help='score_sft, expert_iter, crossload, crpo: the reward knob s (default: the stage config)')
     i.add_argument('--no-prefix', dest='use_prefix', action='store_const', const=False, default=None,
-                   help='score-conditioned stages: no prompt prefix and no negative prompt')
+                   help='no prompt prefix and no negative prompt (the prompt alone, null-text guidance)')
     i.add_argument('--weights', default=None, metavar='DIR',
                    help='with --scale paper: generate from the published FluxAudio-S, a folder holding '
                         + ', '.join(w.shown for w in PAPER_WEIGHTS.values()) + ' (each may be named by its environment '
@@ -77,11 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--scale', default='mini', choices=('debug', 'mini'), help='sizes of the timed models')
     b.add_argument('--run', default=None, help='a run whose stage times to include (default: runs/<scale> if it has them)')
     t = sub.add_parser('train', help='train one stage (and whatever it needs)')
-    t.add_argument('--stage', required=True, help=f'one of: {", ".join(STAGES)}')
+    t.add_argument('--stage', required=True, help=f'one of: {", ".join(STAGES)}; or one instrument alone: {", ".join(INSTRUMENT_BUILDERS)}')
     t.add_argument('--scale', default='mini', choices=SCALES)
     t.add_argument('--out', default=None, help=RUN_HELP)
     t.add_argument('--head', default=None, choices=list(SCORE_HEADS), metavar='HEAD',
                    help='with --stage score_sft, build this head only; one of: ' + '; '.join(f'{k} ({v})' for k, v in SCORE_HEADS.items()))
+    t.add_argument('--rebuild', action='store_true', help="an instrument (clap, music_features, separator): train it from scratch by the project's recipe, "
+                   "replacing the run's copy, instead of copying the one shipped with the package")
+    t.add_argument('--ship', action='store_true', help="an instrument: then write the run's copy into the package (ttm_pref/shipped/), "
+                   'with its config, metrics and world key')
     return p
 
 # %% ../nbs/10_cli.ipynb #87491349
@@ -106,7 +115,20 @@ def cmd_run(args):
     built = sum(r['status'] == 'built' for r in report['stages'])
     print(f"{built} stage(s) built, report in {_default_out(args.out, args.scale)/'report.md'}")
 
+def _train_instrument(args):
+    "`train --stage clap|music_features|separator [--rebuild] [--ship]`: one instrument (and the world it needs), then shipped."
+    if args.head is not None: raise UserError('--head applies to --stage score_sft only')
+    if args.scale == 'paper': raise UserError("the paper scale's instruments are the paper's own files (LAION-CLAP, MERT, mdx_extra): nothing to rebuild or ship")
+    run = RunDir(_default_out(args.out, args.scale))
+    INSTRUMENT_BUILDERS[args.stage](run, args.scale, progress=True, rebuild=args.rebuild)
+    print(f"{args.stage} ({args.scale}, {run.load(args.stage)[2].get('source', 'trained')}) is in {shown_path(run.path(args.stage))}")
+    if args.ship:
+        weights, record = write_shipped(run, args.stage, args.scale)
+        print(f'shipped {args.stage} ({args.scale}) as {shown_path(weights)} and {shown_path(record)}')
+
 def cmd_train(args):
+    if args.stage in INSTRUMENT_BUILDERS and (args.rebuild or args.ship or args.stage not in STAGES): return _train_instrument(args)
+    if args.rebuild or args.ship: raise UserError(f'--rebuild and --ship apply to the instruments: {", ".join(INSTRUMENT_BUILDERS)}')
     get_stage(args.stage)
     if args.head is None: return run_chain(_default_out(args.out, args.scale), args.scale, until=args.stage)
     if args.stage != 'score_sft': raise UserError('--head applies to --stage score_sft only')
@@ -159,7 +181,7 @@ def cmd_infer(args):
     elif args.scale == 'paper' and args.run is None: audio, sr = _random_weight_infer(args, [c for _, c in prompts])
     else:
         if args.scale == 'paper': check_paper_assets()
-        generator = load_generator(_existing_run(_default_out(args.run, args.scale)), args.stage, args.head, args.score, args.use_prefix)
+        generator = load_generator(_existing_run(_default_out(args.run, args.scale)), args.stage, args.head, args.score, args.use_prefix is None)
         audio, sr = generator([c for _, c in prompts], seed=args.seed, steps=args.steps, cfg_scale=args.cfg)
     write_wavs(out, [s for s, _ in prompts], audio, sr)
     print(f'wrote {len(prompts)} wav file(s) to {out}')

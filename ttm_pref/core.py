@@ -352,7 +352,8 @@ def train_loop(model: torch.nn.Module, # trained in place
                args: TrainArgs, # optimiser and loop settings
                params: Iterable|None = None, # parameters to optimise (default: all that require grad)
                ckpt_path: str|Path|None = None, # resumable checkpoint (`.pt`), used when `args.ckpt_every`
-               progress: bool = True # show a progress bar
+               progress: bool = True, # show a progress bar
+               after_step: Callable[[int, torch.nn.Module], None]|None = None # called with (steps done, model) after every step (main process)
               ) -> list[float]:
     "Train `model` for `args.steps` AdamW steps through Accelerate; returns the loss of every step."
     from accelerate import Accelerator
@@ -386,6 +387,7 @@ def train_loop(model: torch.nn.Module, # trained in place
         opt.step(); sched.step()
         losses.append((acc.reduce(loss.detach(), 'mean') if many else loss).item())
         if step % 10 == 0: bar.set_postfix(loss=f'{np.mean(losses[-50:]):.4f}')
+        if after_step is not None and acc.is_main_process: after_step(step + 1, acc.unwrap_model(model))
         if ckpt_path and args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
             if acc.is_main_process: _save_train_state(ckpt_path, acc.unwrap_model(model), opt, step + 1, losses)
     model.eval()

@@ -12,10 +12,10 @@ import torch.nn as nn
 from .core import RunDir, run_stage, UserError, make_config
 from .world import ensure_world
 from .metrics import heldout_writer, heldout_clips, as_stored, HELDOUT_SEED, eval_tools, evaluate_clips, compare
-from .backbone import make_codec
+from .backbone import make_codec, heldout_inference, heldout_settings
 from .reward import ensure_reward
 from .score_sft import (ScoreBackbone, SCORE_HEADS, ensure_score_sft, score_folder, generate_scored, heldout_report,
-                                heldout_settings, model_config_writer, load_scored)
+                                model_config_writer, load_scored)
 from .expert_iter import ensure_expert_iter
 
 # %% auto #0
@@ -54,10 +54,11 @@ def ensure_crossload(run: RunDir, scale: str, progress: bool = True, head: str =
         source, reward = ensure_expert_iter(run, scale, progress), ensure_reward(run, scale, progress)
         t0 = time.time()
         model, report = crossloaded(source, head)
+        inference = heldout_inference(model.cfg)
         held = generate_scored(model, make_codec(model.cfg), ensure_world(run, scale).heldout.captions, model.score_cfg.score,
-                               seed=HELDOUT_SEED, progress=progress)
+                               inference, progress=progress)
         t_held = time.time() - t0
-        box.update(audio=held, settings=heldout_settings('crossload', model.score_cfg), model=model)
+        box.update(audio=held, settings=heldout_settings('crossload', inference, model.score_cfg.score), model=model)
         metrics = {'source': 'expert_iter', 'head': head, 'mapping': _summary(report),
                    **heldout_report(run, scale, held, reward, previous='expert_iter'), 'heldout_seconds': round(t_held, 1)}
         return model.state_dict(), model.score_cfg, metrics
@@ -77,7 +78,7 @@ def ensure_crossload_study(run: RunDir, scale: str, progress: bool = True) -> di
         out, tensors = {}, {}
         for name, (src, dst) in DIRECTIONS.items():
             model, report = crossloaded(ensure_score_sft(run, scale, src, progress), dst)
-            held = generate_scored(model, make_codec(model.cfg), caps, model.score_cfg.score, seed=HELDOUT_SEED, progress=progress)
+            held = generate_scored(model, make_codec(model.cfg), caps, model.score_cfg.score, heldout_inference(model.cfg), progress=progress)
             ensure_score_sft(run, scale, dst, progress)
             native = evaluate_clips(heldout_clips(run, score_folder(dst))[0], caps, tools)
             ev = evaluate_clips(as_stored(held), caps, tools)

@@ -15,9 +15,9 @@ from .core import StageConfig, register_config, make_config, RunDir, run_stage, 
 from .world import ensure_world
 from .encoders import get_text_encoder, load_embedder, clap_score
 from .metrics import heldout_writer, HELDOUT_SEED
-from .backbone import make_codec, prepare_training_data, flow_matching_loss, sample_timesteps, loss_summary
+from .backbone import make_codec, prepare_training_data, flow_matching_loss, sample_timesteps, loss_summary, heldout_inference, heldout_settings
 from .reward import ensure_reward
-from .score_sft import ScoreBackbone, generate_scored, heldout_report, heldout_settings, model_config_writer, load_scored
+from .score_sft import ScoreBackbone, generate_scored, heldout_report, model_config_writer, load_scored
 from .crossload import ensure_crossload
 
 # %% auto #0
@@ -112,7 +112,7 @@ def ensure_crpo(run: RunDir, scale: str, progress: bool = True, **overrides) -> 
         prompts = [world.train.captions[i] for i in rng.choice(len(world.train), min(cfg.n_prompts, len(world.train)), replace=False)]
         codec, sc = make_codec(policy.cfg), policy.score_cfg
         t0 = time.time()
-        cands = torch.stack([generate_scored(policy, codec, prompts, sc.score, seed=cfg.gen_seed + 10_000 * k, progress=progress)
+        cands = torch.stack([generate_scored(policy, codec, prompts, sc.score, heldout_inference(policy.cfg, cfg.gen_seed + 10_000 * k), progress=progress)
                              for k in range(cfg.n_candidates)], 1)  # [P, K, T]
         cos = clap_score(clap, cands.flatten(0, 1), [p for p in prompts for _ in range(cfg.n_candidates)]).reshape(len(prompts), -1).numpy()
         w, l = rank_candidates(cos)
@@ -129,9 +129,10 @@ def ensure_crpo(run: RunDir, scale: str, progress: bool = True, **overrides) -> 
                             ckpt_path=run.root/'crpo.train.pt', progress=progress)
         end = preference_agreement(policy.eval(), reference, pairs, cfg)
         t_train = time.time() - t0 - t_cand
-        held = generate_scored(policy, codec, world.heldout.captions, sc.score, seed=HELDOUT_SEED, progress=progress)
+        inference = heldout_inference(policy.cfg)
+        held = generate_scored(policy, codec, world.heldout.captions, sc.score, inference, progress=progress)
         t_held = time.time() - t0 - t_cand - t_train
-        box.update(audio=held, settings=heldout_settings('crpo', sc), model=policy)
+        box.update(audio=held, settings=heldout_settings('crpo', inference, sc.score), model=policy)
         metrics = {**loss_summary(losses), 'n_pairs': len(prompts), 'clap_chosen': float(cos[ar, w].mean()),
                    'clap_rejected': float(cos[ar, l].mean()), 'agreement_start': start, 'agreement_end': end,
                    **heldout_report(run, scale, held, reward, previous='crossload'),

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from .core import (StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop,
                            seed_everything, UserError, count_params)
 from .world import ensure_world
+from .instruments import ensure_instrument
 
 # %% auto #0
 __all__ = ['EMBEDDERS', 'register_embedder', 'load_embedder', 'TextEncoder', 'get_text_encoder', 'contrastive_loss', 'ClapConfig',
@@ -284,10 +285,11 @@ def _clap_from_state(tensors: dict, # a `MiniClap` state dict, as the clap stage
 # %% ../nbs/foundations/encoders.ipynb #16bab582
 def ensure_clap(run: RunDir, # the run directory (stage folder 'clap')
                 scale: str, # 'debug' or 'mini' ('paper' is never trained here)
-                progress: bool = True # progress bar and messages
+                progress: bool = True, # progress bar and messages
+                rebuild: bool = False # train from scratch (replacing the run's copy) instead of using the shipped instrument
                ) -> MiniClap:
-    "Load the CLAP stand-in from `run` if complete, else train and measure it; its metrics are in `.metrics`."
-    def build():
+    "The run's CLAP stand-in if complete, else the one shipped with the package copied in, else (`rebuild`) trained and measured; its metrics are in `.metrics`."
+    def train():
         cfg = make_config('clap', scale)
         world = ensure_world(run, scale)
         t0 = time.time()
@@ -300,7 +302,7 @@ def ensure_clap(run: RunDir, # the run directory (stage folder 'clap')
                        temperature=float(1 / clap.logit_scale.detach().exp()),
                        loss_curve=[float(w.mean()) for w in windows])
         return clap.state_dict(), cfg, metrics
-    tensors, cfg, metrics = run_stage(run, 'clap', build, verbose=progress)
+    tensors, cfg, metrics = ensure_instrument(run, 'clap', scale, train, progress, rebuild)
     clap = _clap_from_state(tensors, cfg)
     clap.metrics = metrics
     return clap
@@ -449,16 +451,17 @@ class MusicFeatures(nn.Module):
 # %% ../nbs/foundations/encoders.ipynb #1f6c0a37
 def ensure_second_encoder(run: RunDir, # the run directory (stage folder 'music_features')
                           scale: str, # 'debug', 'mini' or 'paper': sets how many training clips are fitted on
-                          progress: bool = True # print whether the stage was built or loaded
+                          progress: bool = True, # print whether the stage was built or loaded
+                          rebuild: bool = False # fit again (replacing the run's copy) instead of using the shipped standardisation
                          ) -> MusicFeatures:
-    "The MERT stand-in: `MusicFeatures` standardised on the world's training clips (fitted once, then loaded)."
-    def build():
+    "The MERT stand-in: `MusicFeatures` standardised on the world's training clips (shipped with the package, or fitted with `rebuild`)."
+    def train():
         cfg = make_config('music_features', scale)
         world = ensure_world(run, scale)
         enc = MusicFeatures(cfg).fit(world.train.audio[:cfg.n_fit])
         metrics = {'dim': enc.dim, 'n_fit': min(cfg.n_fit, len(world.train.audio))}
         return {'mean': enc.mean, 'std': enc.std}, cfg, metrics
-    tensors, cfg, _ = run_stage(run, 'music_features', build, verbose=progress)
+    tensors, cfg, _ = ensure_instrument(run, 'music_features', scale, train, progress, rebuild)
     enc = MusicFeatures(cfg)
     enc.mean.copy_(tensors['mean'])
     enc.std.copy_(tensors['std'])

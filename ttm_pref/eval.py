@@ -16,16 +16,17 @@ from .core import StageConfig, register_config, make_config, RunDir, run_stage, 
 from .world import ensure_world
 from .metrics import (Evaluation, EvalTools, eval_tools, evaluate_clips, compare, markdown_table, before_after_markdown,
                               heldout_clips, HELDOUT_SEED, PER_CLIP)
-from .backbone import make_codec
+from .backbone import make_codec, heldout_inference, heldout_settings
 from .reward import ensure_reward
-from .score_sft import load_scored, generate_scored, heldout_settings
+from .score_sft import load_scored, generate_scored
 from .postproc import postprocessed, read_wav
 
 # %% auto #0
-__all__ = ['ROWS', 'LABELS', 'FINAL', 'COLUMNS', 'PANELS', 'PER_CLIP_NAME', 'EvalConfig', 'table_row', 'submission_clips',
-           'table_clips', 'decomposition', 'plot_decomposition', 'climbing_prompt', 'largest_gains', 'table_markdown',
-           'findings', 'listening_page', 'write_report', 'report_markdown', 'per_clip_values', 'ensure_eval',
-           'is_evaluated', 'load_clip_folder', 'clip_table', 'write_eval_json', 'write_submission']
+__all__ = ['ROWS', 'LABELS', 'FINAL', 'COLUMNS', 'INFERENCE_KEYS', 'PANELS', 'PER_CLIP_NAME', 'EvalConfig', 'table_row',
+           'submission_clips', 'table_clips', 'raw_table_clips', 'row_settings', 'check_one_inference', 'decomposition',
+           'plot_decomposition', 'climbing_prompt', 'largest_gains', 'table_markdown', 'findings', 'listening_page',
+           'write_report', 'report_markdown', 'per_clip_values', 'raw_post_markdown', 'settings_markdown',
+           'ensure_eval', 'is_evaluated', 'load_clip_folder', 'clip_table', 'write_eval_json', 'write_submission']
 
 # %% ../nbs/07_eval.ipynb #eddf2398
 ROWS = {'baseline': 'baseline', 'score_sft': 'score_sft.global_adaln', 'expert_iter': 'expert_iter',
@@ -72,8 +73,9 @@ def submission_clips(run: RunDir, scale: str, # the run
         if not run.is_complete(FINAL): raise UserError(f'the final model ({FINAL}) is not in {shown_path(run.root)}; build it: ttm_pref train --stage {FINAL} --out {shown_path(run.root)}')
         model = load_scored(run, FINAL)
         sc = model.score_cfg
-        audio = generate_scored(model, make_codec(model.cfg), ensure_world(run, scale).heldout.captions, sc.score, seed=seed, progress=progress)
-        return audio, {**heldout_settings(FINAL, sc), 'seed': seed}
+        inference = heldout_inference(model.cfg, seed)
+        audio = generate_scored(model, make_codec(model.cfg), ensure_world(run, scale).heldout.captions, sc.score, inference, progress=progress)
+        return audio, heldout_settings(FINAL, inference, sc.score)
     return postprocessed(run, scale, f'submission.seed{seed}', make, progress)
 
 def table_clips(run: RunDir, scale: str, cfg: EvalConfig, progress: bool = True) -> dict[str, torch.Tensor]:
@@ -81,6 +83,30 @@ def table_clips(run: RunDir, scale: str, cfg: EvalConfig, progress: bool = True)
     clips = {name: postprocessed(run, scale, folder, progress=progress)[0] for name, folder in ROWS.items()}
     for seed in cfg.submission_seeds: clips[f'submission_seed{seed}'] = submission_clips(run, scale, seed, progress)[0]
     return clips
+
+def raw_table_clips(run: RunDir) -> dict[str, torch.Tensor]:
+    "Rows 0-4's held-out clips as their stages sampled them, before post-processing."
+    return {name: heldout_clips(run, folder)[0] for name, folder in ROWS.items()}
+
+INFERENCE_KEYS = ('prefix', 'negative', 'cfg_scale', 'steps', 'seed')  # what must agree between rows (only the checkpoint changes)
+
+def row_settings(run: RunDir, scale: str, cfg: EvalConfig, progress: bool = True) -> list[dict]:
+    "The inference settings stored beside every row's clips, in table order, each with its row's name."
+    rows = [{'row': name, **heldout_clips(run, folder)[1]} for name, folder in ROWS.items()]
+    subs = [{'row': f'submission_seed{s}', **submission_clips(run, scale, s, progress)[1]} for s in cfg.submission_seeds]
+    return rows + subs
+
+def check_one_inference(settings: list[dict] # from `row_settings`
+                       ) -> list[dict]:
+    "The settings, if every row shares the first row's prefix, negative prompt, guidance and steps (and seed, the submissions aside)."
+    first = settings[0]
+    for s in settings[1:]:
+        for k in INFERENCE_KEYS:
+            if k == 'seed' and s['row'].startswith('submission'): continue
+            if s.get(k) != first.get(k):
+                raise UserError(f"rows {first['row']} and {s['row']} were sampled with different {k} ({first.get(k)!r} vs {s.get(k)!r}): "
+                                'the table compares checkpoints only; rebuild the stale row')
+    return settings
 
 def decomposition(evals: dict[str, Evaluation], # row name -> evaluation, in table order
                   reference: np.ndarray, n_boot: int = 1000) -> list[dict]:
@@ -289,14 +315,27 @@ def per_clip_values(tensors: dict, rows: list[dict]) -> dict[str, dict[str, np.n
         out[name][measure] = v.numpy()
     return out
 
-def _post_effect(run, scale, tools, evals, caps) -> tuple[dict, str]:
-    raw = evaluate_clips(heldout_clips(run, ROWS[FINAL])[0], caps, tools)
-    post = evals[FINAL]
+def _post_effect(run, scale, tools, evals, raw_evals, caps) -> tuple[dict, str]:
+    raw, post = raw_evals[FINAL], evals[FINAL]
     tests = compare(raw, post, tools.reference)
     md = (f'## The fifth decision: post-processing, on the final model\n\nThe same {raw.n} clips of the final model before and after '
           'the three vocal-removal passes and loudness normalisation:\n\n' +
           before_after_markdown(raw.summary(), post.summary(), tests, ('raw', 'post-processed')))
     return {'raw': raw.summary(), 'post': post.summary(), 'tests': tests}, md
+
+def raw_post_markdown(raw_rows: list[dict], rows: list[dict]) -> str:
+    "Rows 0-4 raw and post-processed, side by side: what the stages did, and what post-processing did to each."
+    post = {r['stage']: r for r in rows}
+    out = [{'stage': LABELS[r['stage']], **{f'{m} {k}': _fmt(src[m]) for m in ('fad_clap', 'clap_score', 'reward', 'listener_score')
+                                          for k, src in (('raw', r), ('post', post[r['stage']]))}} for r in raw_rows]
+    return ('## Raw and post-processed\n\nThe same rows before post-processing (as the stages sampled them) and after it:\n\n'
+            + markdown_table(out, list(out[0])) + '\n')
+
+def settings_markdown(settings: list[dict]) -> str:
+    "The inference every row was sampled with, one line per row."
+    cols = ['row', *INFERENCE_KEYS, 'score']
+    shown = [{**s, 'row': LABELS.get(s['row'], s['row']), 'prefix': repr(s.get('prefix')), 'negative': repr(s.get('negative'))} for s in settings]
+    return '## Inference of every row\n\nOnly the checkpoint (and its score knob) changes from row to row:\n\n' + markdown_table(shown, cols) + '\n'
 
 def ensure_eval(run: RunDir, # the run directory (every row's stage complete)
                 scale: str, # 'debug' | 'mini' | 'paper'
@@ -308,20 +347,23 @@ def ensure_eval(run: RunDir, # the run directory (every row's stage complete)
     def build():
         cfg = make_config('eval', scale, **overrides)
         t0 = time.time()
+        settings = check_one_inference(row_settings(run, scale, cfg, progress))
         clips = table_clips(run, scale, cfg, progress)
         t1 = time.time()
         tools = eval_tools(run, scale, ensure_reward(run, scale, progress))
         evals = {name: evaluate_clips(a, caps, tools, n_boot=cfg.n_boot) for name, a in clips.items()}
-        rows = decomposition(evals, tools.reference, cfg.n_boot)
-        effect, md = _post_effect(run, scale, tools, evals, caps)
+        raw_evals = {name: evaluate_clips(a, caps, tools, n_boot=cfg.n_boot) for name, a in raw_table_clips(run).items()}
+        rows, raw_rows = decomposition(evals, tools.reference, cfg.n_boot), decomposition(raw_evals, tools.reference, cfg.n_boot)
+        effect, md = _post_effect(run, scale, tools, evals, raw_evals, caps)
         tensors = {f'{name}.{k}': torch.as_tensor(v) for name, ev in evals.items() for k, v in ev.per_clip.items()}
-        return tensors, cfg, {'rows': rows, 'postproc_effect': effect, 'postproc_effect_md': md,
+        return tensors, cfg, {'rows': rows, 'raw_rows': raw_rows, 'settings': settings, 'postproc_effect': effect, 'postproc_effect_md': md,
                               'clips_seconds': round(t1 - t0, 1), 'measure_seconds': round(time.time() - t1, 1)}
     tensors, cfg, metrics = run_stage(run, 'eval', build, verbose=progress)
     per_clip = per_clip_values(tensors, metrics['rows'])
     clips = table_clips(run, scale, cfg, progress)
     times = {**(run.timings() if seconds is None else seconds), 'eval': metrics['build_seconds']}
-    write_report(run.root/'report', scale, metrics['rows'], per_clip, clips, caps, world.cfg.sr, times, metrics['postproc_effect_md'], cfg.n_gains)
+    extra = raw_post_markdown(metrics['raw_rows'], metrics['rows']) + settings_markdown(metrics['settings']) + metrics['postproc_effect_md']
+    write_report(run.root/'report', scale, metrics['rows'], per_clip, clips, caps, world.cfg.sr, times, extra, cfg.n_gains)
     return metrics['rows']
 
 def is_evaluated(run: RunDir) -> bool:

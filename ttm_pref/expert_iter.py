@@ -16,10 +16,10 @@ from .world import ensure_world
 from .encoders import get_text_encoder, load_embedder, clap_score
 from .listeners import ensure_panel, listener_score
 from .metrics import heldout_writer, HELDOUT_SEED
-from .backbone import make_codec, prepare_training_data, loss_summary
+from .backbone import make_codec, prepare_training_data, loss_summary, heldout_inference, heldout_settings
 from .reward import ensure_reward
 from .score_sft import (ScoreBackbone, ensure_score_sft, score_training_data, score_batch, _score_loss, generate_scored,
-                                score_folder, heldout_report, heldout_settings, model_config_writer, load_scored)
+                                score_folder, heldout_report, model_config_writer, load_scored)
 
 # %% auto #0
 __all__ = ['zscore', 'blend_scores', 'select_top', 'ExpertConfig', 'make_candidates', 'score_candidates', 'expert_mixture',
@@ -72,7 +72,7 @@ def make_candidates(model: ScoreBackbone, # the score-conditioned model
                     cfg: ExpertConfig, progress: bool = True) -> tuple[torch.Tensor, list[str]]:
     "`per_prompt` clips for each prompt at the candidate knob: (audio [P*K, T], their prompts), prompt-major."
     codec = make_codec(model.cfg)
-    audio = [generate_scored(model, codec, captions, cfg.candidate_score, seed=cfg.gen_seed + 10_000 * k, progress=progress)
+    audio = [generate_scored(model, codec, captions, cfg.candidate_score, heldout_inference(model.cfg, cfg.gen_seed + 10_000 * k), progress=progress)
              for k in range(cfg.per_prompt)]
     audio = torch.stack(audio, 1).flatten(0, 1)  # [P, K, T] -> prompt-major
     return audio, [c for c in captions for _ in range(cfg.per_prompt)]
@@ -121,12 +121,13 @@ def ensure_expert_iter(run: RunDir, # the run directory
         losses = _train_phase(model, data, cfg, cfg.steps, cfg.lr, run.root/'expert_iter.train.pt', 'expert_iter', progress)
         polish = _train_phase(model, data, cfg, cfg.polish_steps, cfg.polish_lr, run.root/'expert_iter.polish.pt', 'expert_iter polish', progress)
         t_train = time.time() - t0 - t_cand
-        held = generate_scored(model.eval(), make_codec(model.cfg), world.heldout.captions, model.score_cfg.score, seed=HELDOUT_SEED, progress=progress)
+        inference = heldout_inference(model.cfg)
+        held = generate_scored(model.eval(), make_codec(model.cfg), world.heldout.captions, model.score_cfg.score, inference, progress=progress)
         t_held = time.time() - t0 - t_cand - t_train
         sel = np.zeros(len(caps), bool); sel[keep] = True
         spread = np.ptp(crit['blend'].reshape(-1, cfg.per_prompt), 1)
         ex = int(spread.argmax())  # the prompt whose candidates differ most: the one worth listening to
-        box.update(audio=held, settings=heldout_settings('expert_iter', model.score_cfg), model=model,
+        box.update(audio=held, settings=heldout_settings('expert_iter', inference, model.score_cfg.score), model=model,
                    cands={**{k: torch.tensor(v) for k, v in crit.items()}, 'selected': torch.tensor(sel),
                           'example_audio': audio[ex * cfg.per_prompt:(ex + 1) * cfg.per_prompt].contiguous()},
                    captions=caps, example=ex)

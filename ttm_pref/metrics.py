@@ -22,7 +22,7 @@ from .listeners import ensure_panel, listener_score
 # %% auto #0
 __all__ = ['PER_CLIP', 'HELDOUT_FILE', 'HELDOUT_SEED', 'MEASURES', 'frechet_distance', 'frechet_distance_sqrtm', 'redrawn_fads',
            'bootstrap_fad', 'paired_test', 'EvalTools', 'eval_tools', 'Evaluation', 'evaluate_clips', 'compare',
-           'as_stored', 'save_heldout', 'load_heldout', 'heldout_writer', 'heldout_clips', 'markdown_table',
+           'as_stored', 'save_heldout', 'load_heldout', 'heldout_writer', 'heldout_clips', 'markdown_table', 'format_p',
            'before_after_markdown']
 
 # %% ../nbs/foundations/metrics.ipynb #465776bf
@@ -168,7 +168,8 @@ def compare(before: Evaluation, # the earlier system
         idx = np.random.default_rng(seed).integers(before.n, size=(n_boot, before.n))  # the same prompts redrawn for both
         diffs = redrawn_fads(after.audio_emb, reference, idx) - redrawn_fads(before.audio_emb, reference, idx)
         out['fad_clap'] = {'mean_diff': after.fad_clap['value'] - before.fad_clap['value'], 'ci_low': float(np.percentile(diffs, 2.5)),
-                           'ci_high': float(np.percentile(diffs, 97.5)), 'p_boot': float(2 * min((diffs <= 0).mean(), (diffs >= 0).mean())), 'n': before.n}
+                           'ci_high': float(np.percentile(diffs, 97.5)), 'p_boot': float(2 * min((diffs <= 0).mean(), (diffs >= 0).mean())), 'n': before.n,
+                           'n_boot': n_boot}
     return out
 
 # %% ../nbs/foundations/metrics.ipynb #117ca8d1
@@ -231,6 +232,12 @@ def markdown_table(rows: list[dict], # one dict per row
 # %% ../nbs/foundations/metrics.ipynb #ada31677
 MEASURES = {'fad_clap': 'FAD-CLAP (lower is better)', 'clap_score': 'CLAP score', 'reward': 'reward', 'listener': 'listener score'}
 
+def format_p(p: float, # a p-value
+             n_boot: int|None = None # its bootstrap redraws, if it is a bootstrap p (which cannot go below 1/n_boot)
+            ) -> str:
+    "A p-value for a table: two significant digits, and '< 1/n' for a bootstrap p that no redraw reached."
+    return f'< {1 / n_boot:.2g}' if n_boot and p == 0 else f'{p:.2g}'
+
 def before_after_markdown(before: dict, # `Evaluation.summary()` of the earlier system
                           after: dict, # the same for the later system
                           tests: dict, # `compare(before, after, reference)`
@@ -247,5 +254,5 @@ def before_after_markdown(before: dict, # `Evaluation.summary()` of the earlier 
         p = t.get('p', t.get('p_boot'))
         rows.append({'measure': label, names[0]: value(before, k), names[1]: value(after, k),
                      'difference': f"{t['mean_diff']:+.4f}" if t else '', '95% CI': f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]" if t else '',
-                     'p': f'{p:.2g}' + (' (bootstrap)' if 'p_boot' in t else '') if t else ''})
+                     'p': format_p(p, t.get('n_boot')) + (' (bootstrap)' if 'p_boot' in t else '') if t else ''})
     return markdown_table(rows, ['measure', names[0], names[1], 'difference', '95% CI', 'p'])

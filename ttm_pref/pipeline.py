@@ -5,7 +5,7 @@
 # %% ../nbs/09_pipeline.ipynb #278894c6
 from __future__ import annotations
 import contextlib, json, os, time, tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -13,8 +13,8 @@ from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_
 from .world import ensure_world, is_world_cached
 from .encoders import ensure_clap, ensure_second_encoder
 from .listeners import ensure_panel, ensure_preferences
-from .backbone import ensure_baseline, load_stage_model, make_codec, generate
-from .reward import ensure_reward
+from .backbone import ensure_baseline, load_stage_model, make_codec, Inference, heldout_inference, generate_with
+from .reward import ensure_systems, ensure_reward
 from .score_sft import ensure_chain_heads, load_score_model, load_scored, generate_scored, score_folder, CHAIN_HEADS
 from .expert_iter import ensure_expert_iter
 from .crossload import ensure_crossload
@@ -72,6 +72,7 @@ CHAIN = [
     Stage('listeners', ensure_panel, 'listeners', 'the simulated listener panel'),
     Stage('preferences', ensure_preferences, 'preferences', "the panel's A-vs-B judgments (the reward's training data)"),
     Stage('baseline', ensure_baseline, 'baseline', 'FluxAudio-S flow-matching baseline'),
+    Stage('systems', ensure_systems, 'systems', "several systems' clips of training prompts (the reward's generated data)"),
     Stage('reward', ensure_reward, 'reward', 'the TuneJury stand-in (and the baseline\'s held-out clips)', summary=_reward_summary),
     Stage('score_sft', ensure_chain_heads, None, 'score-conditioned SFT: global_adaln and input_add', _heads_done, _heads_summary),
     Stage('expert_iter', ensure_expert_iter, 'expert_iter', 'expert iteration on the global_adaln model', summary=_eval_summary('expert_iter')),
@@ -172,11 +173,18 @@ def report_markdown(report: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/09_pipeline.ipynb #dfadd7e3
+def _inference(cfg, seed: int, steps: int|None, cfg_scale: float|None, use_prefix: bool) -> Inference:
+    "The held-out inference of a backbone config, with the command line's overrides."
+    inference = heldout_inference(cfg, seed)
+    if steps: inference = replace(inference, steps=steps)
+    if cfg_scale is not None: inference = replace(inference, cfg_scale=cfg_scale)
+    return inference if use_prefix else replace(inference, prefix='', negative='')
+
 def load_generator(run: RunDir, # a run directory holding `stage`
                    stage: str = 'baseline', # a generating stage
                    head: str|None = None, # score_sft: which head (default `global_adaln`)
                    score: float|None = None, # score_sft: the knob s (default: the head's config)
-                   use_prefix: bool|None = None # score_sft: prompt prefix and negative prompt (default: the head's config)
+                   use_prefix: bool = True # the paper's prompt prefix and negative prompt (False: the prompt alone, null-text guidance)
                   ) -> Callable:
     "A function `(captions, seed, steps, cfg_scale) -> (audio [N, T], sample rate)` for a stage's checkpoint."
     st = get_stage(stage)
@@ -188,13 +196,13 @@ def load_generator(run: RunDir, # a run directory holding `stage`
         codec = make_codec(model.cfg)
         s = model.score_cfg.score if score is None else score
         def gen_scored(captions: list[str], seed: int = 0, steps: int|None = None, cfg_scale: float|None = None, progress: bool = True):
-            return generate_scored(model, codec, list(captions), s, cfg_scale, seed=seed, use_prefix=use_prefix, steps=steps, progress=progress), model.cfg.sample_rate
+            inference = _inference(model.cfg, seed, steps, cfg_scale, use_prefix)
+            return generate_scored(model, codec, list(captions), s, inference, progress=progress), model.cfg.sample_rate
         return gen_scored
-    if score is not None or use_prefix is not None:
-        raise UserError(f'--score and --no-prefix apply to the score-conditioned stages, not {stage}')
+    if score is not None: raise UserError(f'--score applies to the score-conditioned stages, not {stage}')
     if not st.is_done(run, ''): raise UserError(f'stage {stage!r} is not in {run.root}; train it first: ttm_pref train --stage {stage} --out {run.root}')
     model, cfg, _ = load_stage_model(run, stage)
     codec = make_codec(cfg)
     def gen(captions: list[str], seed: int = 0, steps: int|None = None, cfg_scale: float|None = None, progress: bool = True):
-        return generate(model, codec, list(captions), seed=seed, steps=steps, cfg_scale=cfg_scale, progress=progress), cfg.sample_rate
+        return generate_with(model, codec, list(captions), _inference(cfg, seed, steps, cfg_scale, use_prefix), progress=progress), cfg.sample_rate
     return gen

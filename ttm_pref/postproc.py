@@ -22,12 +22,14 @@ from .world import render_batch, ensure_world
 from .metrics import save_heldout, load_heldout, heldout_clips
 from .backbone import loss_summary
 from .assets import load_demucs, DEMUCS_REPO_ENV
+from .instruments import ensure_instrument
 
 # %% auto #0
-__all__ = ['POSTPROC_DIR', 'peak_normalise', 'normalize_loudness', 'OracleSeparator', 'separate', 'remove_vocals',
-           'PostprocConfig', 'build_separator', 'remix_batch', 'separator_loss', 'sdr', 'separation_quality',
-           'pretrained_separator', 'train_separator', 'ensure_separator', 'postprocess', 'postprocessed',
-           'ensure_postproc', 'is_postprocessed', 'read_wav', 'write_wav_atomic', 'postprocess_folder']
+__all__ = ['INSTRUMENTAL_METHODS', 'POSTPROC_DIR', 'peak_normalise', 'normalize_loudness', 'OracleSeparator', 'separate',
+           'wiener_keep', 'instrumental_part', 'remove_vocals', 'PostprocConfig', 'build_separator', 'remix_batch',
+           'separator_loss', 'sdr', 'separation_quality', 'pretrained_separator', 'train_separator', 'ensure_separator',
+           'postprocess', 'postprocessed', 'ensure_postproc', 'is_postprocessed', 'read_wav', 'write_wav_atomic',
+           'postprocess_folder', 'postproc_steps']
 
 # %% ../nbs/06_postproc.ipynb #616b662b
 def peak_normalise(audio: torch.Tensor, # clips [N, T]
@@ -97,21 +99,48 @@ def separate(model: nn.Module, # a Demucs model (or bag of models), or anything 
     est = torch.cat(outs) if outs else torch.zeros(0, len(model.sources), x.shape[-1])
     return est if model.samplerate == sr else AF.resample(est, model.samplerate, sr)[..., :audio.shape[-1]]
 
+INSTRUMENTAL_METHODS = ('add', 'minus', 'wiener')  # what a pass keeps (see `instrumental_part`)
+
+def wiener_keep(audio: torch.Tensor, # mono clips [N, T]
+                vocals: torch.Tensor, # the separator's vocal estimates [N, T]
+                n_fft: int = 1024, # STFT size of the mask (64 ms at 16 kHz)
+                hop: int = 256, # its hop
+                power: float = 2.0 # 2: the Wiener mask of power spectra
+               ) -> torch.Tensor:
+    "The input with each STFT bin scaled by |audio - vocals|^p / (|audio - vocals|^p + |vocals|^p): a mask in [0, 1], so nothing is ever added."
+    window = torch.hann_window(n_fft)
+    spec = lambda x: torch.stft(x, n_fft, hop, window=window, return_complex=True)
+    mix, voc = spec(audio), spec(vocals)
+    rest = (mix - voc).abs() ** power
+    mask = rest / (rest + voc.abs() ** power).clamp_min(1e-20)
+    return torch.istft(mask * mix, n_fft, hop, window=window, length=audio.shape[-1])
+
+def _check_method(method: str):
+    if method not in INSTRUMENTAL_METHODS: raise UserError(f"instrumental must be one of {', '.join(map(repr, INSTRUMENTAL_METHODS))}, not {method!r}")
+
+def instrumental_part(audio: torch.Tensor, # the clips a pass separated [N, T]
+                      est: torch.Tensor, # the separator's estimates [N, len(sources), T]
+                      sources: list, # their names (one is 'vocals')
+                      method: str = 'add' # 'add': the other sources summed (the paper); 'minus': the input minus the vocals; 'wiener': the input, masked where the vocals are
+                     ) -> torch.Tensor:
+    "What one vocal-removal pass keeps of `audio`."
+    _check_method(method)
+    voc = list(sources).index('vocals')
+    if method == 'add': return est[:, [i for i in range(len(sources)) if i != voc]].sum(1)
+    return audio - est[:, voc] if method == 'minus' else wiener_keep(audio, est[:, voc])
+
 def remove_vocals(model: nn.Module, # the separator
                   audio: torch.Tensor, # mono clips [N, T] at `sr`
                   sr: int, # their sample rate
                   passes: int = 3, # separation passes (the paper: 3)
                   peak: float = 0.95, # each pass's output is peak-normalised to this
-                  instrumental: str = 'add' # 'add': the sum of every source but vocals (the paper); 'minus': the input minus the vocals
+                  instrumental: str = 'add' # what a pass keeps: 'add' (the paper), 'minus' or 'wiener' (`instrumental_part`)
                  ) -> torch.Tensor:
-    "The paper's vocal removal: `passes` times, keep what is not `vocals` (sum of the other sources, or the input minus the vocals), peak-normalise."
-    if instrumental not in ('add', 'minus'): raise UserError(f"instrumental must be 'add' or 'minus', not {instrumental!r}")
-    voc = list(model.sources).index('vocals')
-    keep = [i for i in range(len(model.sources)) if i != voc]
+    "The paper's vocal removal: `passes` times, keep what is not `vocals` (`instrumental_part`), peak-normalise."
+    _check_method(instrumental)  # before any work
     x = torch.as_tensor(audio).float()
     for _ in range(passes):
-        est = separate(model, x, sr)
-        x = peak_normalise(est[:, keep].sum(1) if instrumental == 'add' else x - est[:, voc], peak)
+        x = peak_normalise(instrumental_part(x, separate(model, x, sr), model.sources, instrumental), peak)
     return x
 
 # %% ../nbs/06_postproc.ipynb #47a44455
@@ -129,9 +158,10 @@ class PostprocConfig(StageConfig):
     crop_seconds: float = 1.0  # training crops
     lr: float = 1e-3
     voice_share: float = 0.75  # training mixtures that hold a voice
+    vocal_weight: float = 4.0  # weight of the vocals stem in the L1 loss (Demucs's: 1, like the others); a 'wiener' or 'minus' pass reads only the vocal estimate
     ckpt_every: int = 150
     passes: int = 3  # vocal-removal passes
-    instrumental: str = 'minus'  # what a pass keeps: 'add' (the other stems summed, the paper's) or 'minus' (the input minus the vocal estimate)
+    instrumental: str = 'wiener'  # what a pass keeps: 'add' (the other stems summed, the paper's), 'minus' (the input minus the vocal estimate) or 'wiener' (the input, masked where the vocal estimate is)
     peak: float = 0.95  # peak after each pass
     target_lufs: float = -16.5  # integrated loudness of the result
 
@@ -160,9 +190,13 @@ def remix_batch(stems: torch.Tensor, # training stems [N, 4, T]
     src = src * torch.empty(B, 4, 1).uniform_(0.5, 1.25, generator=g)
     return {'mix': src.sum(1, keepdim=True), 'sources': src}
 
-def separator_loss(model: nn.Module, b: dict) -> torch.Tensor:
-    "Demucs's training loss: L1 between estimated and true stems."
-    return (model(b['mix'])[:, :, 0] - b['sources']).abs().mean()
+def separator_loss(model: nn.Module, b: dict, # the model and a `remix_batch`
+                   vocal_weight: float = 1.0 # weight of the vocals stem (the last) against 1 for each other stem
+                  ) -> torch.Tensor:
+    "Demucs's training loss: L1 between estimated and true stems, the stems weighted (`vocal_weight` 1: Demucs's plain mean)."
+    err = (model(b['mix'])[:, :, 0] - b['sources']).abs().mean((0, 2))  # one mean error per stem
+    w = torch.ones(len(err), device=err.device); w[-1] = vocal_weight
+    return (err * w).sum() / w.sum()
 
 # %% ../nbs/06_postproc.ipynb #78b930a4
 def sdr(reference: torch.Tensor, # true signals [..., T]
@@ -176,16 +210,21 @@ def sdr(reference: torch.Tensor, # true signals [..., T]
 # %% ../nbs/06_postproc.ipynb #281609f9
 def separation_quality(model: nn.Module, # the separator
                        stems: torch.Tensor, # held-out songs' true stems [N, 4, T]
-                       sr: int) -> dict:
+                       sr: int, # their sample rate
+                       instrumental: str = 'add' # the method `kept_sdr` and `instrumental_sdr` measure (each method also gets its own keys)
+                      ) -> dict:
     "Median SDRs on held-out songs: vocals and kept part on the songs that sing, doing nothing, and the harm done to songs that do not."
-    est = separate(model, stems.sum(1), sr)
-    keep = [i for i, s in enumerate(model.sources) if s != 'vocals']
+    mix = stems.sum(1)
+    est = separate(model, mix, sr)
     sings = stems[:, 3].abs().amax(-1) > 0
-    rest, rest_est = stems[:, :3].sum(1), est[:, keep].sum(1)
+    rest = stems[:, :3].sum(1)
     med = lambda x: float(x.median()) if len(x) else float('nan')
-    return {'vocals_sdr': med(sdr(stems[sings, 3], est[sings, 3])), 'kept_sdr': med(sdr(rest[sings], rest_est[sings])),
-            'kept_sdr_doing_nothing': med(sdr(rest[sings], stems[sings].sum(1))),
-            'instrumental_sdr': med(sdr(rest[~sings], rest_est[~sings])), 'n_singing': int(sings.sum()), 'n': len(stems)}
+    out = {'vocals_sdr': med(sdr(stems[sings, 3], est[sings, 3])), 'kept_sdr_doing_nothing': med(sdr(rest[sings], mix[sings]))}
+    for m in INSTRUMENTAL_METHODS:
+        kept = instrumental_part(mix, est, model.sources, m)
+        out.update({f'kept_sdr_{m}': med(sdr(rest[sings], kept[sings])), f'instrumental_sdr_{m}': med(sdr(rest[~sings], kept[~sings]))})
+    return {**out, 'kept_sdr': out[f'kept_sdr_{instrumental}'], 'instrumental_sdr': out[f'instrumental_sdr_{instrumental}'],
+            'instrumental': instrumental, 'n_singing': int(sings.sum()), 'n': len(stems)}
 
 # %% ../nbs/06_postproc.ipynb #b923fb72
 def pretrained_separator(name: str = 'mdx_extra', # a pretrained Demucs bag of models
@@ -204,30 +243,35 @@ def train_separator(cfg: PostprocConfig, sr: int, seconds: float, # sizes, the w
     model = build_separator(cfg, sr, seconds)
     args = TrainArgs(steps=cfg.steps, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0, grad_clip=0.0,
                      ckpt_every=cfg.ckpt_every, desc='separator')
-    losses = train_loop(model, separator_loss, lambda s: remix_batch(stems, voiced, s, cfg, sr), args,
-                        ckpt_path=ckpt_path, progress=progress)
+    losses = train_loop(model, lambda m, b: separator_loss(m, b, cfg.vocal_weight), lambda s: remix_batch(stems, voiced, s, cfg, sr),
+                        args, ckpt_path=ckpt_path, progress=progress)
     return model.eval(), losses
 
 def ensure_separator(run: RunDir, # the run directory (folder `separator`)
                      scale: str, # 'debug' | 'mini' | 'paper'
-                     progress: bool = True, **overrides) -> nn.Module:
-    "The vocal remover of a scale: trained on the world's stems (stored in the run), or `mdx_extra` at paper scale."
+                     progress: bool = True, # messages and progress bars
+                     rebuild: bool = False, # train from scratch (replacing the run's copy) instead of using the shipped separator
+                     **overrides # config fields that win over the scale's (a separator trained to them, never the shipped one)
+                    ) -> nn.Module:
+    "The vocal remover of a scale: the run's, else the one shipped with the package, else (`rebuild`) trained on the world's stems; `mdx_extra` at paper scale."
     cfg = make_config('postproc', scale, **overrides)
     if cfg.separator != 'mini-demucs': return pretrained_separator(cfg.separator)
-    world = ensure_world(run, scale)
-    sr, seconds = world.cfg.sr, world.cfg.seconds
-    def build():
+    wcfg = make_config('world', scale)
+    sr, seconds = wcfg.sr, wcfg.seconds
+    def train():
+        world = ensure_world(run, scale)
         t0 = time.time()
         train = torch.from_numpy(render_batch(world.train.specs[:cfg.n_songs], sr, seconds, stems=True))
         test = torch.from_numpy(render_batch(world.heldout.specs, sr, seconds, stems=True))
         t1 = time.time()
         model, losses = train_separator(cfg, sr, seconds, train, run.root/'separator.train.pt', progress)
         t2 = time.time()
-        return model.state_dict(), cfg, {**loss_summary(losses), **separation_quality(model, test, sr),
+        return model.state_dict(), cfg, {**loss_summary(losses), **separation_quality(model, test, sr, cfg.instrumental),
                                          'params': sum(p.numel() for p in model.parameters()), 'n_songs': len(train),
                                          'singing_songs': int((train[:, 3].abs().amax(-1) > 0).sum()),
                                          'render_seconds': round(t1 - t0, 1), 'train_seconds': round(t2 - t1, 1)}
-    tensors, cfg, _ = run_stage(run, 'separator', build, verbose=progress)
+    changed = any(getattr(cfg, k) != getattr(make_config('postproc', scale), k) for k in overrides)
+    tensors, cfg, _ = ensure_instrument(run, 'separator', scale, train, progress, rebuild, shipped=not changed)
     model = build_separator(cfg, sr, seconds)
     model.load_state_dict(tensors)
     return model.eval()
@@ -320,3 +364,17 @@ def postprocess_folder(in_dir: str|Path, out_dir: str|Path, # folders of wav fil
         except UserError as e: failed.append(str(e))
     if failed: raise UserError(f'{len(failed)} of {len(files)} file(s) failed ({len(done)} done, {len(skipped)} already there): ' + '; '.join(failed))
     return {'done': done, 'skipped': skipped}
+
+# %% ../nbs/06_postproc.ipynb #7ee25584
+def postproc_steps(separator: nn.Module, # the vocal remover
+                   audio: torch.Tensor, # mono clips [N, T] at `sr`
+                   sr: int, # their sample rate
+                   cfg: PostprocConfig # passes, what a pass keeps, peak and loudness target
+                  ) -> dict[str, torch.Tensor]:
+    "The clips after each step of `postprocess` alone and after both: raw, peak-normalised, loudness only, one pass, all passes, both (`postprocess`'s result)."
+    audio = torch.as_tensor(audio).float()
+    loud = lambda x: torch.stack([torch.from_numpy(normalize_loudness(c.numpy(), sr, cfg.target_lufs)) for c in x]) if len(x) else x
+    one = remove_vocals(separator, audio, sr, 1, cfg.peak, cfg.instrumental)
+    every = remove_vocals(separator, one, sr, cfg.passes - 1, cfg.peak, cfg.instrumental)  # the other passes, from the first one's output
+    return {'raw': audio, 'peak-normalised': peak_normalise(audio, cfg.peak), 'loudness only': loud(audio),
+            '1 pass': one, f'{cfg.passes} passes': every, 'both (the chain)': loud(every)}

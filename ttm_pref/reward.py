@@ -5,7 +5,7 @@
 # %% ../nbs/01_reward.ipynb #596510e7
 from __future__ import annotations
 import inspect, json, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -21,22 +21,22 @@ from .world import ensure_world
 from .encoders import load_embedder, EMBEDDERS
 from .listeners import (ensure_panel, ensure_preferences, listener_score, hear, taste_terms, rater_votes,
                                 votes_to_labels, random_degradations)
-from .metrics import heldout_clips, HELDOUT_SEED, eval_tools, evaluate_clips
-from .backbone import ensure_baseline, make_codec, generate
+from .metrics import heldout_clips, HELDOUT_SEED, eval_tools, evaluate_clips, as_stored
+from .backbone import ensure_baseline, load_snapshot, make_codec, generate, generate_with, heldout_inference, heldout_settings
 
 # %% auto #0
 __all__ = ['GEN_PAIR_KINDS', 'RewardConfig', 'RewardFeatures', 'reward_features', 'RewardModel', 'bt_loss', 'PairData',
-           'generated_pairs', 'panel_labels', 'split_by_prompt', 'pair_inputs', 'pair_margins', 'train_reward',
-           'pairwise_accuracy', 'accuracy_by_kind', 'calibration_bins', 'best_of_n', 'anchor_calibration', 'Reward',
-           'baseline_heldout', 'preference_bank', 'heldout_agreement', 'anchor_study', 'ensure_reward',
-           'reward_from_state', 'reward_scores', 'scored_degraded_renders', 'ensure_best_of_n', 'plot_best_of_n']
+           'generated_pairs', 'panel_labels', 'SystemsConfig', 'system_name', 'ensure_systems', 'split_by_prompt',
+           'pair_inputs', 'pair_margins', 'train_reward', 'pairwise_accuracy', 'accuracy_by_kind', 'calibration_bins',
+           'term_visibility', 'best_of_n', 'anchor_calibration', 'Reward', 'baseline_heldout', 'preference_bank',
+           'heldout_agreement', 'anchor_study', 'ensure_reward', 'reward_from_state', 'reward_scores',
+           'scored_degraded_renders', 'ensure_best_of_n', 'plot_best_of_n']
 
 # %% ../nbs/01_reward.ipynb #a115b99a
 @register_config('reward',
-    debug=dict(hidden=(32, 16), epochs=12, patience=3, n_generated=8, n_gen_pairs=60, bestofn_prompts=4, bestofn_n=3,
-               n_anchor_prompts=8),
+    debug=dict(hidden=(32, 16), epochs=12, patience=3, n_gen_pairs=120, bestofn_prompts=4, bestofn_n=3, n_anchor_prompts=8),
     paper=dict(audio_embedders=('laion-clap', 'mert'), text_embedder='laion-clap', hidden=(1024, 512, 256, 128), dropout=0.5,
-               lr=1e-4, batch=32, epochs=100, n_generated=0, n_gen_pairs=0))
+               lr=1e-4, batch=32, epochs=100, n_gen_pairs=0))
 @dataclass
 class RewardConfig(StageConfig):
     audio_embedders: tuple = ('clap', 'music-features')  # registered embedders whose audio embeddings are concatenated
@@ -49,9 +49,7 @@ class RewardConfig(StageConfig):
     epochs: int = 80  # passes over the training pairs (at most)
     patience: int = 10  # early stopping: epochs without a better validation loss
     split: tuple = (0.75, 0.10, 0.15)  # train / validation / held-out share of the prompts (pairs follow their prompt)
-    n_generated: int = 64  # baseline clips generated for training captions and judged by the panel
-    n_gen_pairs: int = 1200  # panel-judged pairs that involve a generated clip
-    gen_seed: int = 1234  # seed of those clips (never the held-out seed: these are training prompts)
+    n_gen_pairs: int = 3000  # panel-judged pairs that involve a generated clip (the systems' clips of `ensure_systems`)
     bestofn_prompts: int = 40  # held-out prompts of the best-of-N study
     bestofn_n: int = 8  # candidates per prompt of the best-of-N study
     n_anchor_prompts: int = 60  # held-out prompts judged baseline-vs-render for the anchor calibration
@@ -131,9 +129,9 @@ class PairData:
 def generated_pairs(clip_source: np.ndarray, # [M] prompt of each pool clip
                     clip_kind: np.ndarray, # [M] kind of each pool clip
                     n_pairs: int, rng: np.random.Generator,
-                    mix: tuple = (0.35, 0.25, 0.25, 0.15) # shares of GEN_PAIR_KINDS
+                    mix: tuple = (0.15, 0.15, 0.6, 0.1) # shares of GEN_PAIR_KINDS (most pairs: two systems, one prompt)
                    ) -> dict:
-    "Pairs that involve a generated clip: a, b, cap and kind (A and B in random order)."
+    "Pairs that involve a generated clip: a, b, cap and kind (A and B in random order); `gen_vs_gen` pairs share their prompt."
     gen = np.flatnonzero(clip_kind == 'generated')
     by_source = {s: np.flatnonzero(clip_source == s) for s in np.unique(clip_source)}
     renders = np.flatnonzero(clip_kind == 'render')
@@ -142,7 +140,7 @@ def generated_pairs(clip_source: np.ndarray, # [M] prompt of each pool clip
         g = rng.choice(gen); s = clip_source[g]; same = by_source[s]
         if GEN_PAIR_KINDS[kind] == 'gen_vs_render': other = same[clip_kind[same] == 'render']
         elif GEN_PAIR_KINDS[kind] == 'gen_vs_degraded': other = same[clip_kind[same] == 'degraded']
-        elif GEN_PAIR_KINDS[kind] == 'gen_vs_gen': other = gen[gen != g]
+        elif GEN_PAIR_KINDS[kind] == 'gen_vs_gen': other = same[(clip_kind[same] == 'generated') & (same != g)]
         else: other = renders[clip_source[renders] != s]
         if not len(other): continue
         o = rng.choice(other)
@@ -162,6 +160,62 @@ def panel_labels(panel, # the listener panel
     sub = lambda idx: {k: v[[where[i] for i in idx]] for k, v in h.items()}
     ta, tb = taste_terms(panel, sub(a), captions), taste_terms(panel, sub(b), captions)
     return votes_to_labels(rater_votes(panel, ta, tb, rng))
+
+# %% ../nbs/01_reward.ipynb #26a14c89
+@register_config('systems',
+    debug=dict(n_prompts=6, systems=(('final', 4.0, 8), ('final', 1.5, 8), ('final', 4.0, 3), ('snapshot20', 4.0, 8), ('final', 4.0, 8, 'other'))),
+    paper=dict(n_prompts=0, systems=()))
+@dataclass
+class SystemsConfig(StageConfig):
+    "The generated part of the reward's data: several systems' clips for the same training prompts."
+    n_prompts: int = 64  # training prompts every system makes a clip for
+    systems: tuple = (('final', 4.0, 25), ('final', 1.5, 25), ('final', 8.0, 25), ('final', 4.0, 6),
+                      ('snapshot200', 4.0, 25), ('snapshot400', 4.0, 25), ('final', 4.0, 25, 'other'))
+    # each (checkpoint: 'final' or 'snapshot<step>', guidance w, Euler steps[, 'other': it answers another prompt than the one it is judged for])
+    codec_round_trip: bool = True  # also the prompts' renders through the codec and back
+    gen_seed: int = 1234  # prompt i of system k starts from noise seeded gen_seed + 1000 k + i (never the held-out seed)
+
+def system_name(checkpoint: str, w: float, steps: int, prompts: str = 'own') -> str:
+    return f'{checkpoint} w{w:g} s{steps}' + (', another prompt' if prompts == 'other' else '')
+
+def _system_model(run: RunDir, scale: str, checkpoint: str, progress: bool):
+    if checkpoint == 'final': return ensure_baseline(run, scale, progress)
+    if not checkpoint.startswith('snapshot'): raise UserError(f"a system's checkpoint is 'final' or 'snapshot<step>', not {checkpoint!r}")
+    return load_snapshot(run, int(checkpoint.removeprefix('snapshot')))
+
+def ensure_systems(run: RunDir, # the run directory (stage folder 'systems')
+                   scale: str, progress: bool = True, **overrides) -> dict:
+    "Every system's clip for each of `n_prompts` training prompts: audio, prompt and system of each clip, made once."
+    def build():
+        cfg = make_config('systems', scale, **overrides)
+        _, caps, _ = preference_bank(run, scale)
+        prompts = np.sort(np.random.default_rng(cfg.seed + 11).choice(len(caps), min(cfg.n_prompts, len(caps)), replace=False))
+        texts = [caps[i] for i in prompts]
+        t0, audio, system, names = time.time(), [], [], []
+        other = np.roll(np.arange(len(texts)), 1)  # a system that mishears: prompt i gets the clip made for prompt i - 1
+        for k, (ckpt, w, steps, *which) in enumerate(tqdm(cfg.systems, desc='systems', disable=not progress)):
+            model = _system_model(run, scale, ckpt, progress)
+            inference = replace(heldout_inference(model.cfg, cfg.gen_seed + 1000 * k), cfg_scale=w, steps=steps)
+            asked = [texts[j] for j in other] if which == ['other'] else texts
+            audio.append(generate_with(model, make_codec(model.cfg), asked, inference, progress=False))
+            names.append(system_name(ckpt, w, steps, *which)); system += [k] * len(texts)
+        if cfg.codec_round_trip:
+            codec, world = make_codec(ensure_baseline(run, scale, progress).cfg), ensure_world(run, scale)
+            train_index = {c: i for i, c in enumerate(world.train.captions)}
+            audio.append(codec.decode(codec.encode(world.train.audio[[train_index[c] for c in texts]])))
+            names.append('codec round trip'); system += [len(names) - 1] * len(texts)
+        audio = as_stored(torch.cat(audio))
+        panel = ensure_panel(run, scale)
+        heard = listener_score(panel, audio, texts * len(names))
+        by_system = {n: float(heard[np.array(system) == k].mean()) for k, n in enumerate(names)}
+        tensors = {'audio': (audio * 32767).round().to(torch.int16), 'prompt': torch.tensor(np.tile(prompts, len(names))),
+                   'system': torch.tensor(system)}
+        return tensors, cfg, {'systems': names, 'listener_by_system': by_system, 'n_prompts': len(prompts),
+                              'n_clips': len(audio), 'seconds': round(time.time() - t0, 1)}
+    tensors, cfg, metrics = run_stage(run, 'systems', build, verbose=progress)
+    return {'audio': tensors['audio'].float() / 32767, 'prompt': tensors['prompt'].numpy(), 'system': tensors['system'].numpy(),
+            'names': metrics['systems'], 'metrics': metrics}
+
 
 # %% ../nbs/01_reward.ipynb #b5b2a854
 def split_by_prompt(cap: np.ndarray, # [P] prompt index of each pair
@@ -240,6 +294,26 @@ def calibration_bins(margin, label, n_bins: int = 10) -> dict:
     return {'ece': float(ece), 'confidence': [float(c) for c, _, _ in bins], 'accuracy': [float(a) for _, a, _ in bins],
             'count': [n for _, _, n in bins]}
 
+# %% ../nbs/01_reward.ipynb #ef048332
+def term_visibility(features: np.ndarray, # [N, D] what the reward sees of N clips (audio and text features)
+                    terms: dict[str, np.ndarray], # `taste_terms` of the same clips
+                    folds: int = 5, ridge: float = 10.0, seed: int = 0) -> dict[str, float]:
+    "How much of each taste term the features can predict: cross-validated R² of a ridge regression, per term."
+    x = np.asarray(features, dtype=np.float64)
+    x = (x - x.mean(0)) / (x.std(0) + 1e-8)
+    fold = np.random.default_rng(seed).permutation(len(x)) % folds
+    out = {}
+    for name, y in terms.items():
+        y = np.asarray(y, dtype=np.float64); pred = np.zeros_like(y)
+        for f in range(folds):
+            tr, te = fold != f, fold == f
+            mu = y[tr].mean()
+            w = np.linalg.solve(x[tr].T @ x[tr] + ridge * np.eye(x.shape[1]), x[tr].T @ (y[tr] - mu))
+            pred[te] = x[te] @ w + mu
+        out[name] = float(1 - ((y - pred) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
+    return out
+
+
 # %% ../nbs/01_reward.ipynb #a11d2dd9
 def best_of_n(scores: np.ndarray, # [P, N] reward of candidate j for prompt i
               listener: np.ndarray|None = None # [P, N] listener scores of the same candidates
@@ -301,11 +375,12 @@ def _baseline(run: RunDir, scale: str, progress: bool):
     return model, make_codec(model.cfg)
 
 def baseline_heldout(run: RunDir, scale: str, progress: bool = True) -> torch.Tensor:
-    "The baseline's 100 held-out clips (seed 42, its own guidance), made once and kept in its folder."
+    "The baseline's 100 held-out clips, sampled with the inference of every row (`heldout_inference`), made once and kept in its folder."
     def make():
         model, codec = _baseline(run, scale, progress)
-        audio = generate(model, codec, ensure_world(run, scale).heldout.captions, seed=HELDOUT_SEED, progress=progress)
-        return audio, {'stage': 'baseline', 'seed': HELDOUT_SEED, 'steps': model.cfg.sample_steps, 'cfg_scale': model.cfg.cfg_scale}
+        inference = heldout_inference(model.cfg)
+        audio = generate_with(model, codec, ensure_world(run, scale).heldout.captions, inference, progress=progress)
+        return audio, heldout_settings('baseline', inference)
     ensure_baseline(run, scale, progress)
     return heldout_clips(run, 'baseline', make)[0]
 
@@ -326,13 +401,12 @@ def _pool(run: RunDir, scale: str, cfg: RewardConfig, feats: RewardFeatures, tra
     bank_feats = torch.cat([train_feats[[train_index[c] for c in caps]], feats.audio(prefs.audio[S:])])
     cap_index = {c: i for i, c in enumerate(caps)}
     rng = np.random.default_rng(cfg.seed + 11)
-    gen_src = rng.choice(S, min(cfg.n_generated, S), replace=False)
     a, b, cap, label = prefs.a.numpy(), prefs.b.numpy(), np.array([cap_index[c] for c in prefs.captions]), prefs.label.numpy()
     kind = np.array(['panel'] * len(a), dtype=object)
     clip_source, clip_kind, audio_feats, pool_audio = source, np.where(np.arange(M) < S, 'render', 'degraded'), bank_feats, prefs.audio
-    if len(gen_src):
-        model, codec = _baseline(run, scale, progress)
-        gen = generate(model, codec, [caps[s] for s in gen_src], seed=cfg.gen_seed, progress=progress)
+    systems = ensure_systems(run, scale, progress)
+    if cfg.n_gen_pairs and len(systems['audio']):
+        gen, gen_src = systems['audio'], systems['prompt']
         clip_source, clip_kind = np.concatenate([source, gen_src]), np.concatenate([clip_kind, ['generated'] * len(gen_src)])
         pool_audio, audio_feats = torch.cat([prefs.audio, gen]), torch.cat([bank_feats, feats.audio(gen)])
         gp = generated_pairs(clip_source, clip_kind, cfg.n_gen_pairs, rng)

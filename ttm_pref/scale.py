@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from .core import (StageConfig, register_config, make_config, RunDir, UserError, TrainArgs, train_loop, count_params,
                            atomic_write_text, to_json, shown_path)
 from .metrics import frechet_distance, frechet_distance_sqrtm, markdown_table
-from .backbone import (matmul_peak_gflops, flop_counter, build_backbone, make_codec, encode_text, sample, null_text, flow_batch,
+from .backbone import (heldout_inference, matmul_peak_gflops, flop_counter, build_backbone, make_codec, encode_text, sample, null_text, flow_batch,
                                flow_matching_loss, Backbone, load_fluxaudio)
 from .score_sft import ScoreBackbone, generate_scored
 from .mel_vae import MelVAEConfig, BigVGANConfig, MelVAECodec
@@ -132,7 +132,7 @@ def paper_scale_clip(captions: list[str], # the prompts (one 10 s clip each at p
     n_frames = codec.frames(codec.n_samples)
     flops = guided_step_flops(model, len(captions), n_frames) * steps
     t0 = time.perf_counter()
-    audio = generate_scored(model, codec, list(captions), model.score_cfg.score, seed=seed, steps=steps, progress=progress,
+    audio = generate_scored(model, codec, list(captions), model.score_cfg.score, replace(heldout_inference(model.cfg, seed), steps=steps), progress=progress,
                             text_encoder=text_encoder)
     total = time.perf_counter() - t0
     t0 = time.perf_counter(); codec.decode(torch.zeros(len(captions), model.cfg.latent_channels, n_frames)); decode = time.perf_counter() - t0

@@ -5,7 +5,7 @@
 # %% ../nbs/02_score_sft.ipynb #3e84122f
 from __future__ import annotations
 import json, math, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,25 +21,24 @@ from .encoders import get_text_encoder
 from .listeners import ensure_panel, listener_score
 from .metrics import heldout_writer, heldout_clips, as_stored, HELDOUT_SEED, eval_tools, evaluate_clips, compare, paired_test
 from .backbone import (Backbone, BackboneConfig, ensure_baseline, make_codec, prepare_training_data,
-                               drop_text, sample_timesteps, flow_matching_loss, generate, loss_summary)
+                               drop_text, sample_timesteps, flow_matching_loss, generate, loss_summary,
+                               Inference, heldout_inference, generate_with, heldout_settings)
 from .reward import ensure_reward, reward_scores, scored_degraded_renders, baseline_heldout
 
 # %% auto #0
-__all__ = ['SCORE_HEADS', 'CHAIN_HEADS', 'PREFIX', 'NEGATIVE', 'ScoreConfig', 'ScoreEmbedder', 'ScoreBackbone',
-           'score_model_from_baseline', 'score_training_data', 'score_batch', 'generate_scored', 'score_folder',
-           'model_config_writer', 'load_scored', 'load_score_model', 'heldout_report', 'heldout_settings',
-           'ensure_score_sft', 'ensure_chain_heads', 'knob_sweep', 'ensure_head_sweep', 'plot_knob']
+__all__ = ['SCORE_HEADS', 'CHAIN_HEADS', 'ScoreConfig', 'ScoreEmbedder', 'ScoreBackbone', 'score_model_from_baseline',
+           'score_training_data', 'score_batch', 'generate_scored', 'score_folder', 'model_config_writer',
+           'load_scored', 'load_score_model', 'heldout_report', 'ensure_score_sft', 'ensure_chain_heads', 'knob_sweep',
+           'ensure_head_sweep', 'plot_knob']
 
 # %% ../nbs/02_score_sft.ipynb #73ccd7c4
 SCORE_HEADS = {'global_adaln': 'v1: added to the AdaLN global vector', 'input_add': 'v2: added to the audio input tokens',
                'audio_prepend': 'v3: a score token before the audio tokens', 'input_film': 'v4 (ours): FiLM on the audio input tokens',
                'text_prepend': 'v5: a score token before the text tokens'}
 CHAIN_HEADS = ('global_adaln', 'input_add')  # the heads the chain builds (expert iteration and the cross-load need both)
-PREFIX = 'high quality instrumental music, '  # the paper's prompt prefix
-NEGATIVE = 'noise, distortion, low quality, static, hum, hiss, clipping, muffled, amateur recording'  # the paper's negative prompt
 
 @register_config('score_sft',
-    debug=dict(steps=12, batch_size=8, lr=1e-3, warmup=2, ckpt_every=6, knob_prompts=4, sample_steps=8),
+    debug=dict(steps=12, batch_size=8, lr=1e-3, warmup=2, ckpt_every=6, knob_prompts=4),
     paper=dict(steps=30_000, batch_size=64, lr=1e-4, warmup=1000, ckpt_every=1000, score=5.0, knob_scores=(-1.0, 1.0, 3.0, 5.0)))
 @dataclass
 class ScoreConfig(StageConfig):
@@ -57,10 +56,7 @@ class ScoreConfig(StageConfig):
     grad_clip: float = 1.0
     warmup: int = 20
     ckpt_every: int = 60  # resumable checkpoint period (steps)
-    score: float = 1.0  # the inference knob s (the paper: 5.0 on TuneJury's scale)
-    cfg_scale: float = 4.0  # the joint guidance weight w
-    use_prefix: bool = True  # prompt prefix and negative prompt at inference (the paper's)
-    sample_steps: int = 25  # Euler steps at inference
+    score: float = 1.0  # the inference knob s (the paper: 5.0 on TuneJury's scale); guidance, steps and prompts are the backbone's `Inference`
     knob_prompts: int = 32  # held-out prompts of the knob sweep
     knob_scores: tuple = (-2.0, -1.0, 0.0, 1.0, 2.0)  # scores of the knob sweep
 
@@ -162,22 +158,16 @@ def _score_loss(model, b):
 def generate_scored(model: ScoreBackbone, codec, # a score-conditioned model and its codec
                     captions: list[str], # the prompts
                     score: float|torch.Tensor, # the knob s (one value, or one per prompt)
-                    cfg_scale: float|None = None, # the joint guidance weight w (default: the stage config's)
-                    seed: int = 0, # prompt i uses seed + i
-                    use_prefix: bool|None = None, # prefix and negative prompt (default: the stage config's)
-                    steps: int|None = None, progress: bool = True,
+                    inference: Inference|None = None, # prefix, negative prompt, guidance w, steps, seed (default: `heldout_inference(model.cfg)`)
+                    progress: bool = True,
                     text_encoder=None # default: `ttm_pref.encoders.get_text_encoder()` (MiniLM); the paper's T5 + CLAP at paper scale
                    ) -> torch.Tensor:
     "Audio [N, T] with joint text + reward guidance: w v(prefix + prompt, s) + (1 - w) v(negative, null score)."
-    sc = model.score_cfg
-    use_prefix = sc.use_prefix if use_prefix is None else use_prefix
     n = len(captions)
     s = torch.as_tensor(score, dtype=torch.float32).expand(n).clone()
     if torch.isnan(s).any(): raise UserError('the score knob must be a number')
-    texts = [PREFIX + c for c in captions] if use_prefix else list(captions)
-    return generate(model, codec, texts, seed=seed, steps=steps or sc.sample_steps,
-                    cfg_scale=sc.cfg_scale if cfg_scale is None else cfg_scale, negative=NEGATIVE if use_prefix else None,
-                    progress=progress, text_encoder=text_encoder, score=(s, torch.full((n,), float('nan'))))
+    return generate_with(model, codec, captions, inference or heldout_inference(model.cfg), progress=progress,
+                         text_encoder=text_encoder, score=(s, torch.full((n,), float('nan'))))
 
 # %% ../nbs/02_score_sft.ipynb #75e8c4fe
 def score_folder(head: str) -> str:
@@ -222,11 +212,6 @@ def heldout_report(run: RunDir, scale: str, # the run
     ev, prev = evaluate_clips(as_stored(audio), caps, tools), evaluate_clips(before, caps, tools)
     return {'eval': ev.summary(), 'previous': previous, 'previous_eval': prev.summary(), 'vs_previous': compare(prev, ev, tools.reference)}
 
-def heldout_settings(stage: str, cfg: ScoreConfig) -> dict:
-    "The inference settings held-out clips of a score-conditioned stage are made with."
-    return {'stage': stage, 'seed': HELDOUT_SEED, 'score': cfg.score, 'cfg_scale': cfg.cfg_scale, 'use_prefix': cfg.use_prefix,
-            'steps': cfg.sample_steps}
-
 def ensure_score_sft(run: RunDir, # the run directory
                      scale: str, # 'debug' | 'mini' | 'paper'
                      head: str = 'global_adaln', # one of SCORE_HEADS
@@ -244,9 +229,10 @@ def ensure_score_sft(run: RunDir, # the run directory
                          ckpt_every=cfg.ckpt_every, desc=folder)
         losses = train_loop(model, _score_loss, lambda s: score_batch(data, s, cfg), args, ckpt_path=run.root/f'{folder}.train.pt', progress=progress)
         t1 = time.time()
-        audio = generate_scored(model.eval(), make_codec(bcfg), ensure_world(run, scale).heldout.captions, cfg.score, seed=HELDOUT_SEED, progress=progress)
+        inference = heldout_inference(bcfg)
+        audio = generate_scored(model.eval(), make_codec(bcfg), ensure_world(run, scale).heldout.captions, cfg.score, inference, progress=progress)
         t2 = time.time()
-        box.update(audio=audio, settings=heldout_settings(folder, cfg), model=model)
+        box.update(audio=audio, settings=heldout_settings(folder, inference, cfg.score), model=model)
         metrics = {**loss_summary(losses), **heldout_report(run, scale, audio, reward), 'head': head,
                    'params': count_params(model)['total'], 'n_train': len(data['score']),
                    'prepare_seconds': round(prep, 1), 'train_seconds': round(t1 - t0 - prep, 1), 'heldout_seconds': round(t2 - t1, 1)}
@@ -269,7 +255,7 @@ def knob_sweep(model: ScoreBackbone, codec, captions: list[str], # the model and
     "Reward and listener score [len(scores), P] of the same prompts and seeds at each knob value."
     r, l = [], []
     for s in tqdm(scores, desc='knob', disable=not progress):
-        audio = generate_scored(model, codec, captions, s, seed=seed, progress=False)
+        audio = generate_scored(model, codec, captions, s, heldout_inference(model.cfg, seed), progress=False)
         r.append(reward(audio, captions)); l.append(listener_score(panel, audio, captions))
     return {'scores': [float(s) for s in scores], 'reward': np.array(r), 'listener': np.array(l)}
 
