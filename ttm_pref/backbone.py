@@ -5,7 +5,7 @@
 # %% ../nbs/00_backbone.ipynb #6cb7ca0e
 from __future__ import annotations
 import json, math, os, time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -751,7 +751,7 @@ class Inference:
     steps: int = 25  # Euler steps
     seed: int = HELDOUT_SEED  # prompt i starts from noise seeded seed + i
 
-    def settings(self) -> dict: return {k: getattr(self, k) for k in ('prefix', 'negative', 'cfg_scale', 'steps', 'seed')}
+    def settings(self) -> dict: return asdict(self)
 
 def heldout_settings(stage: str, # the stage whose checkpoint made the clips
                      inference: Inference, # how they were sampled

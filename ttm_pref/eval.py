@@ -5,7 +5,7 @@
 # %% ../nbs/07_eval.ipynb #cc5ed031
 from __future__ import annotations
 import csv, html, io, json, os, shutil, tempfile, time, zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from .core import StageConfig, register_config, make_config, RunDir, run_stage, 
 from .world import ensure_world
 from .metrics import (Evaluation, EvalTools, eval_tools, evaluate_clips, compare, markdown_table, before_after_markdown,
                               heldout_clips, HELDOUT_SEED, PER_CLIP)
-from .backbone import make_codec, heldout_inference, heldout_settings
+from .backbone import make_codec, Inference, heldout_inference, heldout_settings
 from .reward import ensure_reward
 from .score_sft import load_scored, generate_scored
 from .postproc import postprocessed, read_wav
@@ -88,7 +88,7 @@ def raw_table_clips(run: RunDir) -> dict[str, torch.Tensor]:
     "Rows 0-4's held-out clips as their stages sampled them, before post-processing."
     return {name: heldout_clips(run, folder)[0] for name, folder in ROWS.items()}
 
-INFERENCE_KEYS = ('prefix', 'negative', 'cfg_scale', 'steps', 'seed')  # what must agree between rows (only the checkpoint changes)
+INFERENCE_KEYS = tuple(f.name for f in fields(Inference))  # what must agree between rows (only the checkpoint changes)
 
 def row_settings(run: RunDir, scale: str, cfg: EvalConfig, progress: bool = True) -> list[dict]:
     "The inference settings stored beside every row's clips, in table order, each with its row's name."
