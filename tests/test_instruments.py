@@ -74,3 +74,14 @@ def test_shipping_writes_a_record_the_loader_accepts(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-4] + b'\0\0\0\0')  # a damaged file
     with pytest.raises(UserError, match='does not match its record'): load_shipped('music_features', 'debug', tmp_path/'pkg')
     with pytest.raises(UserError, match='no complete clap to ship'): write_shipped(run, 'clap', 'debug', tmp_path/'pkg')
+
+def test_a_run_with_an_older_music_description_is_refused_in_one_line(tmp_path):
+    "A run whose music_features standardisation came from an earlier, shorter feature vector says so, instead of a shape error."
+    run = RunDir(tmp_path)
+    ensure_second_encoder(run, 'debug', progress=False)
+    tensors, cfg, metrics = run.load('music_features')
+    old = {k: v[:75].clone() for k, v in tensors.items()}  # the harmony, rhythm and timbre families alone
+    import shutil; shutil.rmtree(run.path('music_features'))
+    run.save('music_features', old, cfg, metrics)
+    with pytest.raises(UserError) as e: ensure_second_encoder(run, 'debug', progress=False)
+    assert len(str(e.value).splitlines()) == 1 and 'with 75 numbers' in str(e.value) and '--rebuild' in str(e.value)

@@ -110,6 +110,7 @@ class BackboneConfig(StageConfig):
     in_kernel: int = 3  # kernel of the audio input convolution, its gated conv MLP and the output convolution (FluxAudio: 7)
     audio_kernel: int = 3  # kernel of the audio stream's MLPs and post-attention convolution (the text stream's is 1)
     input_skip: bool = True  # the audio input projection adds its convolution's output to its MLP's (FluxAudio: the MLP's alone)
+    text_skip: bool = False  # the text and pooled-text projections add their linear layer's output to their MLP's (FluxAudio: the MLP's alone)
     rope_theta: float = 10000.0  # RoPE base, on the audio and the text positions
     predict: str = 'data'  # what the output layer predicts: 'data' (the clean patch; the velocity follows from it) or 'velocity'
     t_floor: float = 0.05  # with predict='data', velocity = (x_t - data) / max(t, t_floor)
@@ -455,9 +456,17 @@ class Backbone(nn.Module):
         h = conv(tokens)
         return h + mlp(act(h)) if self.cfg.input_skip else mlp(act(h))
 
+    def text_in(self, proj: nn.Sequential, # `text_input_proj` or `text_cond_proj`: a linear layer, then a gated MLP
+                x: torch.Tensor # text tokens [N, L, text_dim] or pooled text [N, pooled_dim]
+               ) -> torch.Tensor:
+        "A text projection; with `text_skip` the linear layer's output is added back around the gated MLP."
+        lin, mlp = proj
+        h = lin(x)
+        return h + mlp(h) if self.cfg.text_skip else mlp(h)
+
     def global_vector(self, t, pooled, extra_global=None):
         "The AdaLN conditioning vector: time embedding + projected pooled text (+ an optional extra vector)."
-        vec = self.t_embed(t) + self.text_cond_proj(pooled)
+        vec = self.t_embed(t) + self.text_in(self.text_cond_proj, pooled)
         return vec if extra_global is None else vec + extra_global
 
     def patchify(self, x):
@@ -485,7 +494,7 @@ class Backbone(nn.Module):
         aud = self.audio_in(self.patchify(x))
         if input_scale is not None: aud = aud * (1 + input_scale[:, None])
         if extra_input is not None: aud = aud + (extra_input[:, None] if extra_input.dim() == 2 else extra_input)
-        txt = self.text_input_proj(tokens)
+        txt = self.text_in(self.text_input_proj, tokens)
         vec = self.global_vector(t, pooled, extra_global)
         hd = self.cfg.width // self.cfg.heads
         rope_a = rope_tables(aud.shape[1], hd, self.cfg.rope_theta, x.device)

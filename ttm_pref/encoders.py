@@ -24,7 +24,7 @@ from .instruments import ensure_instrument
 # %% auto #0
 __all__ = ['EMBEDDERS', 'register_embedder', 'load_embedder', 'TextEncoder', 'get_text_encoder', 'contrastive_loss', 'ClapConfig',
            'MiniClap', 'clap_score', 'augment_mel', 'retrieval_metrics', 'train_clap', 'ensure_clap', 'plot_similarity',
-           'MusicFeaturesConfig', 'MusicFeatures', 'ensure_second_encoder']
+           'MusicFeaturesConfig', 'tuning_histogram', 'MusicFeatures', 'ensure_second_encoder']
 
 # %% ../nbs/foundations/encoders.ipynb #17510239
 EMBEDDERS: dict[str, Callable] = {}  # embedder name -> factory(**kwargs) returning the embedder
@@ -337,6 +337,13 @@ class MusicFeaturesConfig(StageConfig):
     bpm_min: float = 40.0  # slowest tempo of the tempogram
     bpm_max: float = 240.0  # fastest tempo of the tempogram
     n_tempo_bins: int = 16  # log-spaced tempogram bins
+    n_mfcc: int = 20  # MFCCs of the spectral envelope (their mean and spread over time)
+    mfcc_fft: int = 1024  # STFT size under the MFCCs
+    mfcc_mels: int = 40  # mel bands under the MFCCs
+    tuning_fft: int = 4096  # STFT size of the tuning histogram (3.9 Hz bins)
+    tuning_bins: int = 5  # bins of the tuning histogram over [-50, 50) cents from the nearest semitone
+    tuning_fmin: float = 200.0  # spectral peaks between these frequencies (Hz) enter the tuning histogram
+    tuning_fmax: float = 4000.0
     n_fit: int = 1000  # training clips used to fit the standardisation
 
 # %% ../nbs/foundations/encoders.ipynb #9ca6c536
@@ -347,6 +354,23 @@ def _octave_bands(sr, n_fft):
     while edges[-1] * 2 < sr / 2: edges.append(edges[-1] * 2)
     edges.append(sr / 2 + 1)
     return [((freqs >= lo) & (freqs < hi)).nonzero().squeeze(1) for lo, hi in zip(edges[:-1], edges[1:])]
+
+def tuning_histogram(audio: torch.Tensor, # [N, T] mono audio
+                     sr: int = 16000, n_fft: int = 4096, # STFT of the mean spectrum
+                     bins: int = 5, # histogram bins over [-50, 50) cents
+                     fmin: float = 200.0, fmax: float = 4000.0 # peaks in this range count
+                    ) -> torch.Tensor:
+    "[N, bins]: where the mean spectrum's peaks sit relative to the equal-tempered semitones (A = 440 Hz), weighted by magnitude."
+    power = torch.stft(audio, n_fft, n_fft // 2, window=torch.hann_window(n_fft), return_complex=True).abs().pow(2).mean(2)
+    freqs = torch.fft.rfftfreq(n_fft, 1 / sr)
+    lo, hi = int((freqs < fmin).sum()), int((freqs < fmax).sum())
+    c, left, right = power[:, lo:hi], power[:, lo - 1:hi - 1], power[:, lo + 1:hi + 1]
+    weight = torch.where((c > left) & (c >= right), c, torch.zeros_like(c)).sqrt()  # magnitude at local maxima only
+    cents = 1200 * torch.log2(freqs[lo:hi] / 440)
+    offset = cents - 100 * torch.round(cents / 100)  # from the nearest semitone, in [-50, 50]
+    which = ((offset + 50) / 100 * bins).long().clamp(0, bins - 1)
+    hist = weight @ F.one_hot(which, bins).float()
+    return hist / hist.sum(1, keepdim=True).clamp_min(1e-12)
 
 class MusicFeatures(nn.Module):
     "A text-free music encoder of handcrafted harmony, rhythm and timbre statistics (the MERT stand-in)."
@@ -366,11 +390,13 @@ class MusicFeatures(nn.Module):
         fps = cfg.sr / cfg.hop
         lags = fps * 60 / torch.logspace(math.log10(cfg.bpm_max), math.log10(cfg.bpm_min), cfg.n_tempo_bins + 1)
         self.lag_edges = lags.round().long().tolist()  # frame lags bounding each tempo bin (fast -> slow)
+        self.mfcc = torchaudio.transforms.MFCC(cfg.sr, cfg.n_mfcc, melkwargs=dict(n_fft=cfg.mfcc_fft, hop_length=cfg.hop,
+                                                                                n_mels=cfg.mfcc_mels))
         self.register_buffer('mean', torch.zeros(self.raw_dim))
         self.register_buffer('std', torch.ones(self.raw_dim))
 
     @property
-    def raw_dim(self) -> int: return 12 * 3 + 2 + self.cfg.n_tempo_bins + 3 + 2 * len(self.bands) + 4
+    def raw_dim(self) -> int: return 12 * 3 + 2 + self.cfg.n_tempo_bins + 3 + 2 * len(self.bands) + 4 + 2 * self.cfg.n_mfcc + self.cfg.tuning_bins
 
     @property
     def dim(self) -> int: return self.raw_dim
@@ -378,9 +404,11 @@ class MusicFeatures(nn.Module):
     @property
     def parts(self) -> dict[str, slice]:
         "Where each family of measurements sits in the feature vector."
-        h, r = 12 * 3 + 2, self.cfg.n_tempo_bins + 3
+        h, r, t = 12 * 3 + 2, self.cfg.n_tempo_bins + 3, 2 * len(self.bands) + 4
+        e = h + r + t + 2 * self.cfg.n_mfcc
         return {'harmony': slice(0, h), 'tempogram': slice(h, h + self.cfg.n_tempo_bins),
-                'rhythm': slice(h, h + r), 'timbre': slice(h + r, self.raw_dim)}
+                'rhythm': slice(h, h + r), 'timbre': slice(h + r, h + r + t), 'envelope': slice(h + r + t, e),
+                'tuning': slice(e, self.raw_dim)}
 
     def harmony(self, power):
         "[N, bins, frames] STFT power -> [N, 38]: mean chroma, its spread, key-rotated mean, entropy, peak."
@@ -423,13 +451,23 @@ class MusicFeatures(nn.Module):
         overall = [centroid.mean(1) / 1000, flatness.mean(1), rms_db.mean(1) / 10, rms_db.std(1) / 10]  # kHz, dB/10
         return torch.cat([torch.stack(contrast, 1), torch.stack(energy, 1), torch.stack(overall, 1)], 1)
 
+    def envelope(self, audio):
+        "[N, T] audio -> [N, 2 n_mfcc]: mean and spread over time of the MFCCs."
+        m = self.mfcc(audio[:, None])[:, 0]  # one channel per clip: the decibel floor (80 dB below the peak) is then each clip's own
+        return torch.cat([m.mean(2), m.std(2)], 1)
+
+    def tuning(self, audio):
+        "[N, T] audio -> [N, tuning_bins]: the `tuning_histogram`."
+        c = self.cfg
+        return tuning_histogram(audio, c.sr, c.tuning_fft, c.tuning_bins, c.tuning_fmin, c.tuning_fmax)
+
     def raw(self, audio: torch.Tensor # [N, T] mono audio at `cfg.sr`
            ) -> torch.Tensor:
         "[N, T] -> [N, raw_dim] unstandardised features."
         audio = audio.float().cpu()
         spec = torch.stft(audio, self.cfg.n_fft, self.cfg.hop, window=self.window.cpu(), return_complex=True)
         power = spec.abs() ** 2
-        return torch.cat([self.harmony(power), self.rhythm(audio), self.timbre(power)], 1)
+        return torch.cat([self.harmony(power), self.rhythm(audio), self.timbre(power), self.envelope(audio), self.tuning(audio)], 1)
 
     @torch.no_grad()
     def embed_audio(self, audio: torch.Tensor, # [N, T] mono audio at `cfg.sr`
@@ -462,6 +500,10 @@ def ensure_second_encoder(run: RunDir, # the run directory (stage folder 'music_
         metrics = {'dim': enc.dim, 'n_fit': min(cfg.n_fit, len(world.train.audio))}
         return {'mean': enc.mean, 'std': enc.std}, cfg, metrics
     tensors, cfg, _ = ensure_instrument(run, 'music_features', scale, train, progress, rebuild)
+    enc = MusicFeatures(make_config('music_features', scale))
+    if tensors['mean'].shape != enc.mean.shape:
+        raise UserError(f"the music_features in {run.root} describe a clip with {len(tensors['mean'])} numbers, this code's with "
+                        f"{enc.dim}: rebuild it with `ttm_pref train --stage music_features --scale {scale} --rebuild`")
     enc = MusicFeatures(cfg)
     enc.mean.copy_(tensors['mean'])
     enc.std.copy_(tensors['std'])
