@@ -64,8 +64,9 @@ def test_reproduce_then_eval_gives_the_table_row(debug_run, tmp_path):
     import json
     m = json.loads((tmp_path/'m.json').read_text())
     with open(out/'report'/'decomposition.csv') as f: row = [r for r in csv.DictReader(f) if r['stage'] == 'submission_seed42'][0]
-    # wav readers divide 16-bit samples by 32768, the run's files by 32767: a 3e-5 gain that moves FAD-CLAP by ~1.5e-4 on 16 clips
-    assert abs(m['reward'] - float(row['reward'])) < 1e-4 and abs(m['fad_clap'] - float(row['fad_clap'])) < 5e-4
+    # wav readers divide 16-bit samples by 32768, the run's files by 32767: a 3e-5 gain that moves FAD-CLAP by ~1.5e-4 on 16 clips,
+    # and the reward (through its MFCC and tuning features of the quantised clips) by a few 1e-4
+    assert abs(m['reward'] - float(row['reward'])) < 1e-3 and abs(m['fad_clap'] - float(row['fad_clap'])) < 5e-4
     assert len((tmp_path/'m.csv').read_text().splitlines()) == 17
 
 def test_eval_user_errors_are_one_line_and_write_nothing(debug_run, tmp_path):
