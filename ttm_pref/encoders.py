@@ -396,7 +396,7 @@ class MusicFeatures(nn.Module):
         self.register_buffer('std', torch.ones(self.raw_dim))
 
     @property
-    def raw_dim(self) -> int: return 12 * 3 + 2 + self.cfg.n_tempo_bins + 3 + 2 * len(self.bands) + 4 + 2 * self.cfg.n_mfcc + self.cfg.tuning_bins
+    def raw_dim(self) -> int: return self.parts['tuning'].stop
 
     @property
     def dim(self) -> int: return self.raw_dim
@@ -408,7 +408,7 @@ class MusicFeatures(nn.Module):
         e = h + r + t + 2 * self.cfg.n_mfcc
         return {'harmony': slice(0, h), 'tempogram': slice(h, h + self.cfg.n_tempo_bins),
                 'rhythm': slice(h, h + r), 'timbre': slice(h + r, h + r + t), 'envelope': slice(h + r + t, e),
-                'tuning': slice(e, self.raw_dim)}
+                'tuning': slice(e, e + self.cfg.tuning_bins)}
 
     def harmony(self, power):
         "[N, bins, frames] STFT power -> [N, 38]: mean chroma, its spread, key-rotated mean, entropy, peak."
@@ -500,11 +500,10 @@ def ensure_second_encoder(run: RunDir, # the run directory (stage folder 'music_
         metrics = {'dim': enc.dim, 'n_fit': min(cfg.n_fit, len(world.train.audio))}
         return {'mean': enc.mean, 'std': enc.std}, cfg, metrics
     tensors, cfg, _ = ensure_instrument(run, 'music_features', scale, train, progress, rebuild)
-    enc = MusicFeatures(make_config('music_features', scale))
+    enc = MusicFeatures(cfg)  # an older run's config lacks the newer families' fields: the defaults fill them in
     if tensors['mean'].shape != enc.mean.shape:
         raise UserError(f"the music_features in {run.root} describe a clip with {len(tensors['mean'])} numbers, this code's with "
                         f"{enc.dim}: rebuild it with `ttm_pref train --stage music_features --scale {scale} --rebuild`")
-    enc = MusicFeatures(cfg)
     enc.mean.copy_(tensors['mean'])
     enc.std.copy_(tensors['std'])
     return enc.eval()
