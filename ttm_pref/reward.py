@@ -36,12 +36,13 @@ __all__ = ['GEN_PAIR_KINDS', 'RewardConfig', 'RewardFeatures', 'reward_features'
 @register_config('reward',
     debug=dict(hidden=(32, 16), epochs=12, patience=3, n_gen_pairs=120, bestofn_prompts=4, bestofn_n=3, n_anchor_prompts=8),
     paper=dict(audio_embedders=('laion-clap', 'mert'), text_embedder='laion-clap', hidden=(1024, 512, 256, 128), dropout=0.5,
-               lr=1e-4, batch=32, epochs=100, n_gen_pairs=0))
+               lr=1e-4, batch=32, epochs=100, n_gen_pairs=0, anchor_prompt=False))
 @dataclass
 class RewardConfig(StageConfig):
     audio_embedders: tuple = ('clap', 'music-features')  # registered embedders whose audio embeddings are concatenated
     text_embedder: str = 'clap'  # registered embedder whose text embedding joins them (zeros for an empty prompt)
     hidden: tuple = (256, 128, 64)  # MLP widths (each Linear, BatchNorm, ReLU, Dropout)
+    anchor_prompt: bool = True  # score a clip against the prompt's average clip (see `RewardModel`); TuneJury scores without it
     dropout: float = 0.3  # dropout after each hidden layer (TuneJury: 0.5)
     lr: float = 1e-4  # AdamW learning rate (TuneJury's; 1e-3 and 3e-4 gave 0.724 and 0.728 mean held-out accuracy over 3 seeds, 1e-4 0.732)
     weight_decay: float = 1e-3  # AdamW weight decay
@@ -91,19 +92,34 @@ def reward_features(cfg: RewardConfig, # names the embedders
 
 # %% ../nbs/01_reward.ipynb #9c391c60
 class RewardModel(nn.Module):
-    "MLP reward over [audio features, text features] -> one score per clip."
+    "MLP reward over [audio features, text features] -> one score per clip, optionally anchored at the prompt's average clip."
     def __init__(self, in_dim: int, # audio + text feature size
-                 hidden: tuple = (256, 128, 64), dropout: float = 0.3):
+                 hidden: tuple = (256, 128, 64), dropout: float = 0.3,
+                 text_dim: int = 0 # > 0: the last `text_dim` features are the prompt's, and a clip is scored against the prompt's average clip
+                ):
         super().__init__()
         layers, d = [], in_dim
         for h in hidden: layers += [nn.Linear(d, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]; d = h
         self.net = nn.Sequential(*layers, nn.Linear(d, 1))
         self.register_buffer('feat_mean', torch.zeros(in_dim)); self.register_buffer('feat_std', torch.ones(in_dim))
         self.register_buffer('centre', torch.zeros(()))
+        self.register_buffer('text_dim', torch.tensor(text_dim))  # travels with the weights
+
+    def score(self, x: torch.Tensor # [N, in_dim] features
+             ) -> torch.Tensor:
+        "The MLP's score, unanchored and uncentred: only differences between clips of one prompt are learned."
+        return self.net((x - self.feat_mean) / self.feat_std).squeeze(-1)
+
+    def prompt_anchor(self, x: torch.Tensor) -> torch.Tensor:
+        "The score of the prompt's average clip: every audio feature at its training mean, the text of `x` kept."
+        k = int(self.text_dim)
+        return self.score(torch.cat([self.feat_mean[:-k].expand(len(x), -1), x[:, -k:]], 1))
 
     def forward(self, x: torch.Tensor # [N, in_dim] features
                ) -> torch.Tensor:
-        return self.net((x - self.feat_mean) / self.feat_std).squeeze(-1) - self.centre
+        r = self.score(x)
+        if int(self.text_dim): r = r - self.prompt_anchor(x)
+        return r - self.centre
 
 def bt_loss(r_a: torch.Tensor, r_b: torch.Tensor, # rewards of the A and B clips [P]
             label: torch.Tensor # 1 = A preferred, 0 = B, 0.5 = tie
@@ -244,7 +260,8 @@ def train_reward(cfg: RewardConfig, # network and training settings
                  progress: bool = True) -> tuple[RewardModel, dict]:
     "Train the reward on the 'train' pairs with early stopping on the 'val' pairs; returns the model and its history."
     g = seed_everything(cfg.seed)
-    model = RewardModel(data.audio_feats.shape[1] + data.text_feats.shape[1], tuple(cfg.hidden), cfg.dropout)
+    text_dim = data.text_feats.shape[1]
+    model = RewardModel(data.audio_feats.shape[1] + text_dim, tuple(cfg.hidden), cfg.dropout, text_dim if cfg.anchor_prompt else 0)
     train_clips = np.unique(np.concatenate([data.a[masks['train']], data.b[masks['train']]]))
     model.feat_mean.copy_(torch.cat([data.audio_feats[train_clips].mean(0), data.text_feats.mean(0)]))
     model.feat_std.copy_(torch.cat([data.audio_feats[train_clips].std(0), data.text_feats.std(0)]).clamp_min(1e-4))
@@ -258,7 +275,7 @@ def train_reward(cfg: RewardConfig, # network and training settings
             idx = tr[chunk.numpy()]
             if len(idx) < 2: continue  # BatchNorm needs two examples
             xa, xb = pair_inputs(data, idx)
-            r = model(torch.cat([xa, xb]))  # one forward: BatchNorm sees A and B clips together
+            r = model.score(torch.cat([xa, xb]))  # one forward: BatchNorm sees A and B clips together; the two clips share a prompt, so its anchor would cancel
             loss = bt_loss(r[:len(idx)], r[len(idx):], label[idx])
             opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
         val = bt_loss(pair_margins(model, data, va), torch.zeros(len(va)), label[va]).item()
@@ -423,10 +440,15 @@ def heldout_agreement(reward: Reward, run: RunDir, scale: str, progress: bool = 
     caps = world.heldout.captions
     bad, _, _ = random_degradations(world.heldout.audio.numpy(), world.heldout.specs, np.random.default_rng(reward.cfg.seed + 5))
     sets = {'renders': world.heldout.audio, 'degraded': torch.from_numpy(bad), 'baseline': baseline_heldout(run, scale, progress)}
-    r = {k: reward(v, caps) for k, v in sets.items()}; l = {k: listener_score(panel, v, caps) for k, v in sets.items()}
-    rho = {k: float(stats.spearmanr(r[k], l[k])[0]) for k in sets}
-    rho['all'] = float(stats.spearmanr(np.concatenate(list(r.values())), np.concatenate(list(l.values())))[0])
-    return {'spearman': rho, 'reward_mean': {k: float(v.mean()) for k, v in r.items()},
+    text = reward.features.text(caps); audio = {k: reward.features.audio(v) for k, v in sets.items()}
+    r = {k: reward.from_features(a, text) for k, a in audio.items()}
+    l = {k: listener_score(panel, v, caps) for k, v in sets.items()}
+    def spearman(scores):  # within each kind, and over all clips
+        rho = {k: float(stats.spearmanr(scores[k], l[k])[0]) for k in sets}
+        return {**rho, 'all': float(stats.spearmanr(np.concatenate(list(scores.values())), np.concatenate(list(l.values())))[0])}
+    with torch.no_grad(): unanchored = {k: reward.model.eval().score(torch.cat([a, text], 1)).numpy() for k, a in audio.items()}
+    return {'spearman': spearman(r), 'spearman_unanchored': spearman(unanchored),
+            'reward_mean': {k: float(v.mean()) for k, v in r.items()},
             'listener_mean': {k: float(v.mean()) for k, v in l.items()}, 'reward': r, 'listener': l}
 
 def anchor_study(reward: Reward, agreement: dict, run: RunDir, scale: str) -> dict:
@@ -471,6 +493,7 @@ def ensure_reward(run: RunDir, # the run directory (stage folder 'reward')
         base_eval = evaluate_clips(baseline_heldout(run, scale), world.heldout.captions, eval_tools(run, scale, reward))
         metrics = {'heldout_accuracy': pairwise_accuracy(margin, data.label[test]), 'ece': calib['ece'],
                    'listener_spearman': agree['spearman']['all'], 'spearman_by_kind': agree['spearman'],
+                   'spearman_by_kind_unanchored': agree['spearman_unanchored'],
                    'reward_mean_by_kind': agree['reward_mean'], 'listener_mean_by_kind': agree['listener_mean'],
                    'accuracy_by_pair_kind': accuracy_by_kind(margin, data.label[test], data.kind[test]),
                    'calibration': calib, 'anchor': anchor_study(reward, agree, run, scale), 'history': hist,
@@ -491,7 +514,8 @@ def ensure_reward(run: RunDir, # the run directory (stage folder 'reward')
 def reward_from_state(tensors: dict, cfg: RewardConfig, features: RewardFeatures, metrics: dict|None = None) -> Reward:
     "Rebuild a `Reward` from saved weights and its features."
     in_dim = tensors['feat_mean'].shape[0]
-    model = RewardModel(in_dim, tuple(cfg.hidden), cfg.dropout)
+    tensors = {'text_dim': torch.tensor(0), **tensors}  # a reward saved before anchoring scores unanchored, as it was trained
+    model = RewardModel(in_dim, tuple(cfg.hidden), cfg.dropout, int(tensors['text_dim']))
     model.load_state_dict(tensors)
     return Reward(model, features, cfg, metrics)
 
@@ -510,7 +534,7 @@ def scored_degraded_renders(run: RunDir, scale: str) -> tuple[torch.Tensor, list
 # %% ../nbs/01_reward.ipynb #7cf4b517
 def ensure_best_of_n(run: RunDir, # a run with a reward and a baseline
                      scale: str, progress: bool = True) -> dict:
-    "TuneJury's best-of-N with the baseline on held-out prompts: per-candidate scores and the per-N table."
+    "TuneJury's best-of-N with the baseline on held-out prompts (every candidate with the held-out inference, its own seed): per-candidate scores and the per-N table."
     def build():
         reward = ensure_reward(run, scale, progress); cfg = reward.cfg
         world, panel = ensure_world(run, scale), ensure_panel(run, scale)
@@ -518,7 +542,7 @@ def ensure_best_of_n(run: RunDir, # a run with a reward and a baseline
         model, codec = _baseline(run, scale, progress)
         cands = [baseline_heldout(run, scale)[:P]]
         for k in tqdm(range(1, cfg.bestofn_n), desc='candidates', disable=not progress):
-            cands.append(generate(model, codec, caps, seed=HELDOUT_SEED + 1000 * k, progress=False))
+            cands.append(generate_with(model, codec, caps, heldout_inference(model.cfg, HELDOUT_SEED + 1000 * k), progress=False))
         r = np.stack([reward(c, caps) for c in cands], 1); l = np.stack([listener_score(panel, c, caps) for c in cands], 1)
         return {'reward': torch.tensor(r), 'listener': torch.tensor(l)}, cfg, {'table': best_of_n(r, l), 'prompts': P}
     tensors, _, metrics = run_stage(run, 'bestofn', build, verbose=progress)

@@ -216,10 +216,11 @@ def ensure_score_sft(run: RunDir, # the run directory
                      scale: str, # 'debug' | 'mini' | 'paper'
                      head: str = 'global_adaln', # one of SCORE_HEADS
                      progress: bool = True,
+                     folder: str|None = None, # where the model is kept (default `score_folder(head)`); a variant studied beside the chain names its own
                      **overrides # ScoreConfig fields that win over the scale's
                     ) -> ScoreBackbone:
     "Load the score-conditioned model of `head` from `run`, or fine-tune it from the baseline and evaluate it."
-    folder, box = score_folder(head), {}
+    folder, box = folder or score_folder(head), {}
     def build():
         cfg = make_config('score_sft', scale, head=head, **overrides)
         baseline, reward = ensure_baseline(run, scale, progress), ensure_reward(run, scale, progress)
@@ -230,9 +231,11 @@ def ensure_score_sft(run: RunDir, # the run directory
         losses = train_loop(model, _score_loss, lambda s: score_batch(data, s, cfg), args, ckpt_path=run.root/f'{folder}.train.pt', progress=progress)
         t1 = time.time()
         inference = heldout_inference(bcfg)
-        audio = generate_scored(model.eval(), make_codec(bcfg), ensure_world(run, scale).heldout.captions, cfg.score, inference, progress=progress)
+        caps, codec, score = ensure_world(run, scale).heldout.captions, make_codec(bcfg), cfg.score if cfg.score_dropout < 1 else None
+        if score is None: audio = generate_with(model.eval(), codec, caps, inference, progress=progress)  # trained without a score: the null score throughout
+        else: audio = generate_scored(model.eval(), codec, caps, score, inference, progress=progress)
         t2 = time.time()
-        box.update(audio=audio, settings=heldout_settings(folder, inference, cfg.score), model=model)
+        box.update(audio=audio, settings=heldout_settings(folder, inference, score), model=model)
         metrics = {**loss_summary(losses), **heldout_report(run, scale, audio, reward), 'head': head,
                    'params': count_params(model)['total'], 'n_train': len(data['score']),
                    'prepare_seconds': round(prep, 1), 'train_seconds': round(t1 - t0 - prep, 1), 'heldout_seconds': round(t2 - t1, 1)}
@@ -241,7 +244,7 @@ def ensure_score_sft(run: RunDir, # the run directory
         heldout_writer(box['audio'], box['settings'])(d)
         model_config_writer(box['model'])(d)
     run_stage(run, folder, build, write_extra=write, verbose=progress)
-    return load_score_model(run, head)
+    return load_scored(run, folder)
 
 def ensure_chain_heads(run: RunDir, scale: str, progress: bool = True) -> dict:
     "The two heads the chain needs (`global_adaln` and `input_add`)."
