@@ -22,7 +22,7 @@ from .encoders import load_embedder, EMBEDDERS
 from .listeners import (ensure_panel, ensure_preferences, listener_score, hear, taste_terms, rater_votes,
                                 votes_to_labels, random_degradations)
 from .metrics import heldout_clips, HELDOUT_SEED, eval_tools, evaluate_clips, as_stored
-from .backbone import ensure_baseline, load_snapshot, make_codec, generate, generate_with, heldout_inference, heldout_settings
+from .backbone import ensure_baseline, load_snapshot, make_codec, generate_with, heldout_inference, heldout_settings
 
 # %% auto #0
 __all__ = ['GEN_PAIR_KINDS', 'RewardConfig', 'RewardFeatures', 'reward_features', 'RewardModel', 'bt_loss', 'PairData',
