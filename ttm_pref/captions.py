@@ -4,6 +4,7 @@
 
 # %% ../nbs/foundations/captions.ipynb #c39b6703
 from __future__ import annotations
+import functools
 import re
 
 import numpy as np
@@ -331,8 +332,8 @@ _MODE_RE = re.compile(r'\b(major|minor)\b')
 _BPM_RE = re.compile(r'\b(\d{2,3})\s*bpm\b|\btempo (?:near|of|around) (\d{2,3})\b')
 
 
-def caption_attributes(caption: str) -> dict:  # a caption of this world (or any prompt)
-    "What a caption states: style, tempo class, mode (and key), instruments, mood, voice (None when unstated)."
+@functools.lru_cache(maxsize=4096)  # the panel reads the same few thousand captions again and again
+def _parse_caption(caption: str) -> dict:
     text = caption.lower()
     hits = []
     for pat, attr, value in _LEX:
@@ -367,6 +368,14 @@ def caption_attributes(caption: str) -> dict:  # a caption of this world (or any
     if voices:
         out['voice'] = False if False in voices else True
     return out
+
+
+def caption_attributes(caption: str) -> dict:  # a caption of this world (or any prompt)
+    "What a caption states: style, tempo class, mode (and key), instruments, mood, voice (None when unstated)."
+    out = dict(_parse_caption(caption))
+    out['instruments'] = set(out['instruments'])  # a copy: the cached parse stays as it was
+    return out
+
 
 # %% ../nbs/foundations/captions.ipynb #91e52739
 def caption_agrees(spec: SongSpec, # the truth

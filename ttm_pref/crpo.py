@@ -47,12 +47,12 @@ def rank_candidates(clap: np.ndarray # [P, K] CLAP cosine of candidate k of prom
     paper=dict(n_prompts=2000, n_candidates=5, steps=5000, batch_size=8, lr=1e-6, warmup=0, ckpt_every=500))
 @dataclass
 class CrpoConfig(StageConfig):
-    n_prompts: int = 64  # training prompts that get candidates (one pair each)
+    n_prompts: int = 40  # training prompts that get candidates (one pair each)
     n_candidates: int = 4  # candidates per prompt (TangoFlux: 5)
     gen_seed: int = 9090  # seed of the candidates
     beta: float = 2000.0  # preference strength (the paper's)
     sft_weight: float = 1.0  # lambda: weight of the chosen clips' plain loss
-    steps: int = 150  # optimiser steps
+    steps: int = 100  # optimiser steps
     batch_size: int = 8  # pairs per step (the paper's)
     lr: float = 2e-5  # (the paper: 1e-6 over 5k steps)
     warmup: int = 10

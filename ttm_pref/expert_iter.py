@@ -52,15 +52,15 @@ def select_top(blend, # [K] blended scores
 @dataclass
 class ExpertConfig(StageConfig):
     source_head: str = 'global_adaln'  # the score head whose model generates and is fine-tuned
-    n_prompts: int = 80  # training prompts that get candidates (never held-out prompts)
+    n_prompts: int = 48  # training prompts that get candidates (never held-out prompts)
     per_prompt: int = 4  # candidates per prompt
     candidate_score: float = 0.4  # the knob s for the candidates (the paper: 2.0, 0.4 of its inference knob)
     gen_seed: int = 4242  # seed of the candidates
     keep_frac: float = 0.1  # the top share by the blended score (the paper: the top decile)
     oversample: int = 5  # how many times each kept clip counts in the training mixture
-    steps: int = 300  # fine-tuning steps
+    steps: int = 150  # fine-tuning steps
     lr: float = 1e-4
-    polish_steps: int = 60  # the polish that follows, at a lower learning rate
+    polish_steps: int = 30  # the polish that follows, at a lower learning rate
     polish_lr: float = 1e-5
     batch_size: int = 32
     warmup: int = 10

@@ -74,7 +74,7 @@ CHAIN = [
     Stage('baseline', ensure_baseline, 'baseline', 'FluxAudio-S flow-matching baseline'),
     Stage('systems', ensure_systems, 'systems', "several systems' clips of training prompts (the reward's generated data)"),
     Stage('reward', ensure_reward, 'reward', 'the TuneJury stand-in (and the baseline\'s held-out clips)', summary=_reward_summary),
-    Stage('score_sft', ensure_chain_heads, None, 'score-conditioned SFT: global_adaln and input_add', _heads_done, _heads_summary),
+    Stage('score_sft', ensure_chain_heads, None, 'score-conditioned SFT with the global_adaln head (v1)', _heads_done, _heads_summary),
     Stage('expert_iter', ensure_expert_iter, 'expert_iter', 'expert iteration on the global_adaln model', summary=_eval_summary('expert_iter')),
     Stage('crossload', ensure_crossload, 'crossload', 'Row 3: expert iteration cross-loaded v1 -> v2', summary=_eval_summary('crossload')),
     Stage('crpo', ensure_crpo, 'crpo', 'CRPO preference pass', summary=_eval_summary('crpo')),

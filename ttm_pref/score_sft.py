@@ -35,7 +35,7 @@ __all__ = ['SCORE_HEADS', 'CHAIN_HEADS', 'ScoreConfig', 'ScoreEmbedder', 'ScoreB
 SCORE_HEADS = {'global_adaln': 'v1: added to the AdaLN global vector', 'input_add': 'v2: added to the audio input tokens',
                'audio_prepend': 'v3: a score token before the audio tokens', 'input_film': 'v4 (ours): FiLM on the audio input tokens',
                'text_prepend': 'v5: a score token before the text tokens'}
-CHAIN_HEADS = ('global_adaln', 'input_add')  # the heads the chain builds (expert iteration and the cross-load need both)
+CHAIN_HEADS = ('global_adaln',)  # the head the chain fine-tunes (expert iteration starts from it; the cross-load needs only v2's architecture)
 
 @register_config('score_sft',
     debug=dict(steps=12, batch_size=8, lr=1e-3, warmup=2, ckpt_every=6, knob_prompts=4),
@@ -49,7 +49,7 @@ class ScoreConfig(StageConfig):
     score_dropout: float = 0.1  # p of replacing the score by the learned null score
     text_dropout: float = 0.1  # p of replacing the text by the null text (independently)
     degraded_share: float = 0.2  # share of each batch drawn from the degraded renders of the preference bank
-    steps: int = 240  # fine-tuning steps from the baseline
+    steps: int = 160  # fine-tuning steps from the baseline
     batch_size: int = 32
     lr: float = 3e-4
     weight_decay: float = 1e-6
@@ -247,7 +247,7 @@ def ensure_score_sft(run: RunDir, # the run directory
     return load_scored(run, folder)
 
 def ensure_chain_heads(run: RunDir, scale: str, progress: bool = True) -> dict:
-    "The two heads the chain needs (`global_adaln` and `input_add`)."
+    "The score heads the chain trains (`CHAIN_HEADS`), each in its own folder."
     return {h: ensure_score_sft(run, scale, h, progress) for h in CHAIN_HEADS}
 
 # %% ../nbs/02_score_sft.ipynb #7027959d
