@@ -181,3 +181,19 @@ def test_paper_infer_without_run_refuses_trained_stage_options(tmp_path):
     res = ttm('infer', '--scale', 'paper', '--prompts', tmp_path/'p.csv', '--out', tmp_path/'w', '--stage', 'crpo')
     assert res.returncode == 2 and res.stderr.count('\n') == 1 and '--stage' in res.stderr
     assert not (tmp_path/'w').exists()
+
+def test_run_another_seed_and_compare_the_runs(debug_run, tmp_path):
+    out, _ = debug_run
+    res = ttm('run', '--scale', 'debug', '--out', out, '--seed', '5')  # a run directory holds one seed
+    assert res.returncode == 2 and res.stderr.strip().count('\n') == 0 and 'trained from seed 0, not 5' in res.stderr
+    other = tmp_path/'seed1'
+    res = ttm('run', '--scale', 'debug', '--out', other, '--seed', '1')
+    assert res.returncode == 0, res.stderr
+    for stage in ('baseline', 'reward', 'score_sft.global_adaln', 'expert_iter', 'crpo'):
+        assert json.loads((other/stage/'config.json').read_text())['seed'] == 1, stage
+    res = ttm('compare', out, other, '--json', tmp_path/'cmp.json')
+    assert res.returncode == 0, res.stderr
+    assert 'run 2 (seed 1)' in res.stdout and 'Sub. 1 minus the baseline' in res.stdout
+    assert json.loads((tmp_path/'cmp.json').read_text())['seeds'] == [0, 1]
+    res = ttm('compare', out, tmp_path/'missing')
+    assert res.returncode == 2 and 'does not exist' in res.stderr and not (tmp_path/'missing').exists()

@@ -8,8 +8,9 @@ import argparse, os, shutil, sys, tempfile
 import soundfile as sf
 from pathlib import Path
 
-from .core import RunDir, UserError, SCALES, make_config, count_params, default_run_dir, read_csv_strict, shown_path
-from .pipeline import STAGES, get_stage, run_chain, load_generator, check_paper_assets
+from .core import (RunDir, UserError, SCALES, make_config, count_params, default_run_dir, read_csv_strict, shown_path,
+                           atomic_write_text, to_json)
+from .pipeline import STAGES, get_stage, run_chain, load_generator, check_paper_assets, compare_runs, compare_markdown
 from .scale import (paper_scale_clip, clip_report_lines, run_bench, bench_markdown, write_bench, paper_weights_help,
                             load_paper_generator, PAPER_WEIGHTS)
 from .score_sft import SCORE_HEADS, ensure_score_sft
@@ -24,7 +25,7 @@ from .eval import FINAL, load_clip_folder, clip_table, write_eval_json, write_su
 # %% auto #0
 __all__ = ['RUN_HELP', 'RUN_PAPER_HELP', 'INSTRUMENT_BUILDERS', 'COMMANDS', 'build_parser', 'read_prompts', 'cmd_run',
            'cmd_train', 'cmd_params', 'cmd_infer', 'write_wavs', 'cmd_postproc', 'cmd_eval', 'cmd_reproduce',
-           'cmd_bench', 'main']
+           'cmd_bench', 'cmd_compare', 'main']
 
 # %% ../nbs/10_cli.ipynb #9c90571d
 RUN_HELP = 'run directory (default: runs/<scale> at the project root, or $TTM_PREF_RUNS/<scale>)'
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--scale', default='mini', choices=SCALES, help='model and data sizes')
     r.add_argument('--out', default=None, help=RUN_HELP)
     r.add_argument('--until', default=None, help='stop after this stage')
+    r.add_argument('--seed', type=int, default=None, help="train every stage from this seed (the world, the panel's judgments, "
+                   'the instruments and the held-out prompts stay); one seed per run directory')
+    cp = sub.add_parser('compare', help="several runs' decomposition tables side by side, with mean and spread across runs")
+    cp.add_argument('runs', nargs='+', metavar='RUN', help='evaluated run directories (two or more)')
+    cp.add_argument('--json', default=None, help='write the comparison here as well')
     pa = sub.add_parser('params', help='print total, trainable and frozen parameter counts')
     pa.add_argument('--scale', default='paper', choices=SCALES)
     i = sub.add_parser('infer', help='generate one wav per prompt of a CSV', formatter_class=raw, epilog=paper_weights_help())
@@ -111,7 +117,7 @@ def read_prompts(path: str|Path # CSV file with a `caption` column and an option
 def _default_out(out, scale): return Path(out) if out else default_run_dir(scale)
 
 def cmd_run(args):
-    report = run_chain(_default_out(args.out, args.scale), args.scale, until=args.until)
+    report = run_chain(_default_out(args.out, args.scale), args.scale, until=args.until, seed=args.seed)
     built = sum(r['status'] == 'built' for r in report['stages'])
     print(f"{built} stage(s) built, report in {_default_out(args.out, args.scale)/'report.md'}")
 
@@ -245,8 +251,14 @@ def cmd_bench(args):
     print(bench_markdown(res))
     if args.json: print(f'wrote {args.json} and {write_bench(res, args.json)}')
 
+def cmd_compare(args):
+    if args.json and not args.json.endswith('.json'): raise UserError(f'--json wants a .json file name, got {args.json}')
+    cmp = compare_runs([_existing_run(p) for p in args.runs])
+    print(compare_markdown(cmp))
+    if args.json: atomic_write_text(Path(args.json), to_json(cmp)); print(f'wrote {args.json}')
+
 COMMANDS = {'run': cmd_run, 'train': cmd_train, 'params': cmd_params, 'infer': cmd_infer, 'postproc': cmd_postproc,
-            'eval': cmd_eval, 'reproduce': cmd_reproduce, 'bench': cmd_bench}
+            'eval': cmd_eval, 'reproduce': cmd_reproduce, 'bench': cmd_bench, 'compare': cmd_compare}
 
 # %% ../nbs/10_cli.ipynb #c703ea8a
 def main(argv: list[str]|None = None # the arguments (default: `sys.argv[1:]`)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_json, is_main_process
 from .world import ensure_world, is_world_cached
 from .encoders import ensure_clap, ensure_second_encoder
@@ -20,12 +22,14 @@ from .expert_iter import ensure_expert_iter
 from .crossload import ensure_crossload
 from .crpo import ensure_crpo
 from .postproc import ensure_postproc, is_postprocessed
-from .eval import ensure_eval, is_evaluated, ROWS
+from .eval import ensure_eval, is_evaluated, ROWS, LABELS
+from .metrics import markdown_table
 from .assets import PAPER_ASSETS, missing_paper_assets
 
 # %% auto #0
-__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'Stage', 'get_stage', 'run_chain', 'stage_seconds',
-           'check_paper_assets', 'report_markdown', 'load_generator']
+__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'Stage', 'get_stage', 'run_seed',
+           'check_run_seed', 'run_chain', 'stage_seconds', 'check_paper_assets', 'report_markdown', 'load_generator',
+           'compare_runs', 'compare_markdown']
 
 # %% ../nbs/09_pipeline.ipynb #361d3996
 @dataclass
@@ -106,16 +110,41 @@ def _silenced(quiet: bool):
     if not quiet: yield; return
     with open(os.devnull, 'w') as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink): yield
 
+SEEDED = ('baseline', 'systems', 'reward', 'score_sft', 'expert_iter', 'crpo')  # the stages that train: another seed redraws them
+
+def _seed_folders(name: str) -> list[str]:
+    return [score_folder(h) for h in CHAIN_HEADS] if name == 'score_sft' else [STAGES[name].folder]
+
+def run_seed(run: RunDir) -> int|None:
+    "The seed the run's trained stages were drawn from (None before any of them is complete)."
+    for name in SEEDED:
+        for folder in _seed_folders(name):
+            if run.is_complete(folder): return json.loads((run.path(folder)/'config.json').read_text())['seed']
+    return None
+
+def check_run_seed(run: RunDir, # the run directory
+                   seed: int # the seed asked for
+                  ) -> None:
+    "A one-line `UserError` if a complete trained stage of `run` was drawn from another seed (one run directory, one seed)."
+    for name in SEEDED:
+        for folder in _seed_folders(name):
+            if not run.is_complete(folder): continue
+            found = json.loads((run.path(folder)/'config.json').read_text())['seed']
+            if found != seed:
+                raise UserError(f'{run.root} holds stage {name} trained from seed {found}, not {seed}; give each seed its own --out')
+
 def run_chain(out: str|Path, # the run directory
               scale: str = 'mini', # one of `SCALES`
               until: str|None = None, # stop after this stage
-              verbose: bool = True # False: print nothing (the report is still written)
+              verbose: bool = True, # False: print nothing (the report is still written)
+              seed: int|None = None # train every stage of `SEEDED` from this seed (None: the configs' own, 0); the world, the panel's judgments, the instruments and the held-out prompts stay
              ) -> dict:
     "Run every landed stage of the chain at `scale` in `out`, skipping what is complete; write a report."
     if scale not in SCALES: raise UserError(f'unknown scale {scale!r}; choose one of {", ".join(SCALES)}')
     if until is not None and until not in STAGES: raise UserError(f'unknown stage {until!r}; stages are: {", ".join(STAGES)}')
     if scale == 'paper': check_paper_assets()
     run = RunDir(out)
+    if seed is not None: check_run_seed(run, seed)
     verbose = verbose and is_main_process()  # under `accelerate launch`, one process speaks for all
     rows = []
     for stage in CHAIN:
@@ -125,14 +154,15 @@ def run_chain(out: str|Path, # the run directory
         else:
             was_done = stage.is_done(run, scale)
             t0 = time.time()
-            with _silenced(not verbose): stage.ensure(run, scale, progress=verbose)
+            extra = {'seed': seed} if seed is not None and stage.name in SEEDED else {}
+            with _silenced(not verbose): stage.ensure(run, scale, progress=verbose, **extra)
             seconds = round(time.time() - t0, 2)
             if not was_done: run.record_time(stage.name, seconds)
             rows.append({'stage': stage.name, 'status': 'skipped' if was_done else 'built', 'seconds': seconds,
                          'what': stage.what, 'metrics': _stage_metrics(run, stage, scale)})
             if verbose: print(f"== {stage.name}: {'found, skipped' if was_done else 'built'} in {seconds:.1f}s", flush=True)
         if stage.name == until: break
-    report = {'scale': scale, 'stages': rows}
+    report = {'scale': scale, 'seed': run_seed(run), 'stages': rows}
     if is_main_process():
         atomic_write_text(run.root/'report.json', to_json(report))
         atomic_write_text(run.root/'report.md', report_markdown(report))
@@ -164,7 +194,8 @@ def _flat(d: dict, prefix: str = '') -> dict:
 
 def report_markdown(report: dict) -> str:
     "The chain's report as a Markdown table, one row per stage, with its headline metrics."
-    lines = [f"# ttm_pref run at the `{report['scale']}` scale", '',
+    seed = f", seed {report['seed']}" if report.get('seed') is not None else ''
+    lines = [f"# ttm_pref run at the `{report['scale']}` scale{seed}", '',
              '| stage | status | seconds | what | metrics |', '|---|---|---|---|---|']
     for r in report['stages']:
         m = ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
@@ -206,3 +237,40 @@ def load_generator(run: RunDir, # a run directory holding `stage`
     def gen(captions: list[str], seed: int = 0, steps: int|None = None, cfg_scale: float|None = None, progress: bool = True):
         return generate_with(model, codec, list(captions), _inference(cfg, seed, steps, cfg_scale, use_prefix), progress=progress), cfg.sample_rate
     return gen
+
+# %% ../nbs/09_pipeline.ipynb #c758e5ae
+MEASURES = ('fad_clap', 'clap_score', 'reward', 'listener_score')  # the table's four measures
+
+def _table_rows(run: RunDir) -> dict:
+    if not is_evaluated(run): raise UserError(f'{run.root} has no decomposition table yet; build it: ttm_pref run --out {run.root}')
+    return {r['stage']: r for r in run.load('eval')[2]['rows']}
+
+def _spread(values) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    return {'values': v.tolist(), 'mean': float(v.mean()), 'sd': float(v.std(ddof=1))}
+
+def compare_runs(runs: list[RunDir] # two or more evaluated runs of one scale
+                ) -> dict:
+    "Every run's decomposition table (post-processed) side by side, per row and measure with mean and spread; and the chain's change (Sub. 1 - baseline)."
+    if len(runs) < 2: raise UserError('compare needs at least two runs')
+    tables = [_table_rows(r) for r in runs]
+    stages = list(tables[0])
+    for r, t in zip(runs[1:], tables[1:]):
+        if list(t) != stages: raise UserError(f'{r.root} has the rows {list(t)}, {runs[0].root} has {stages}')
+    sub1 = next(s for s in stages if s.startswith('submission'))
+    return {'runs': [str(r.root) for r in runs], 'seeds': [run_seed(r) for r in runs],
+            'rows': [{'stage': s, 'measure': m, **_spread([t[s][m] for t in tables])} for s in stages for m in MEASURES],
+            'chain_change': [{'measure': m, **_spread([t[sub1][m] - t['baseline'][m] for t in tables])} for m in MEASURES]}
+
+def compare_markdown(cmp: dict # from `compare_runs`
+                    ) -> str:
+    "The comparison as Markdown: the chain's change per run, then every row of the table."
+    names = [f'run {i + 1} (seed {s})' for i, s in enumerate(cmp['seeds'])]
+    def cols(r): return {**{n: f'{v:+.4f}' for n, v in zip(names, r['values'])}, 'mean': f"{r['mean']:+.4f}", 'sd': f"{r['sd']:.4f}"}
+    runs = '\n'.join(f'- {n}: `{p}`' for n, p in zip(names, cmp['runs']))
+    change = markdown_table([{'measure': r['measure'], **cols(r)} for r in cmp['chain_change']], ['measure', *names, 'mean', 'sd'])
+    rows = markdown_table([{'stage': LABELS.get(r['stage'], r['stage']), 'measure': r['measure'], **cols(r)} for r in cmp['rows']],
+                          ['stage', 'measure', *names, 'mean', 'sd'])
+    return (f"# {len(names)} runs compared\n\n{runs}\n\n## The whole chain: Sub. 1 minus the baseline\n\n{change}\n"
+            f"## Every row of the table (post-processed)\n\n{rows}")
+

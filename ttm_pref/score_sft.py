@@ -246,9 +246,11 @@ def ensure_score_sft(run: RunDir, # the run directory
     run_stage(run, folder, build, write_extra=write, verbose=progress)
     return load_scored(run, folder)
 
-def ensure_chain_heads(run: RunDir, scale: str, progress: bool = True) -> dict:
+def ensure_chain_heads(run: RunDir, scale: str, progress: bool = True,
+                       **overrides # ScoreConfig fields for every head (e.g. the chain's `seed`)
+                      ) -> dict:
     "The score heads the chain trains (`CHAIN_HEADS`), each in its own folder."
-    return {h: ensure_score_sft(run, scale, h, progress) for h in CHAIN_HEADS}
+    return {h: ensure_score_sft(run, scale, h, progress, **overrides) for h in CHAIN_HEADS}
 
 # %% ../nbs/02_score_sft.ipynb #7027959d
 def knob_sweep(model: ScoreBackbone, codec, captions: list[str], # the model and the prompts
