@@ -137,14 +137,15 @@ def run_chain(out: str|Path, # the run directory
               scale: str = 'mini', # one of `SCALES`
               until: str|None = None, # stop after this stage
               verbose: bool = True, # False: print nothing (the report is still written)
-              seed: int|None = None # train every stage of `SEEDED` from this seed (None: the configs' own, 0); the world, the panel's judgments, the instruments and the held-out prompts stay
+              seed: int|None = None # train every stage of `SEEDED` from this seed (None: the run's own, else the configs' 0); the world, the panel's judgments, the instruments and the held-out prompts stay
              ) -> dict:
     "Run every landed stage of the chain at `scale` in `out`, skipping what is complete; write a report."
     if scale not in SCALES: raise UserError(f'unknown scale {scale!r}; choose one of {", ".join(SCALES)}')
     if until is not None and until not in STAGES: raise UserError(f'unknown stage {until!r}; stages are: {", ".join(STAGES)}')
     if scale == 'paper': check_paper_assets()
     run = RunDir(out)
-    if seed is not None: check_run_seed(run, seed)
+    if seed is None: seed = run_seed(run)  # a resumed run keeps the seed it was started with
+    else: check_run_seed(run, seed)
     verbose = verbose and is_main_process()  # under `accelerate launch`, one process speaks for all
     rows = []
     for stage in CHAIN:
