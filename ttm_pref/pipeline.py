@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_json, is_main_process
+from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_json, is_main_process, shown_path
 from .world import ensure_world, is_world_cached
 from .encoders import ensure_clap, ensure_second_encoder
 from .listeners import ensure_panel, ensure_preferences
@@ -115,23 +115,23 @@ SEEDED = ('baseline', 'systems', 'reward', 'score_sft', 'expert_iter', 'crpo')  
 def _seed_folders(name: str) -> list[str]:
     return [score_folder(h) for h in CHAIN_HEADS] if name == 'score_sft' else [STAGES[name].folder]
 
-def run_seed(run: RunDir) -> int|None:
-    "The seed the run's trained stages were drawn from (None before any of them is complete)."
+def _stage_seeds(run: RunDir):
+    "(stage, seed) of every complete trained stage of `run`, in chain order."
     for name in SEEDED:
         for folder in _seed_folders(name):
-            if run.is_complete(folder): return json.loads((run.path(folder)/'config.json').read_text())['seed']
-    return None
+            if run.is_complete(folder): yield name, json.loads((run.path(folder)/'config.json').read_text())['seed']
+
+def run_seed(run: RunDir) -> int|None:
+    "The seed the run's trained stages were drawn from (None before any of them is complete)."
+    return next((seed for _, seed in _stage_seeds(run)), None)
 
 def check_run_seed(run: RunDir, # the run directory
                    seed: int # the seed asked for
                   ) -> None:
     "A one-line `UserError` if a complete trained stage of `run` was drawn from another seed (one run directory, one seed)."
-    for name in SEEDED:
-        for folder in _seed_folders(name):
-            if not run.is_complete(folder): continue
-            found = json.loads((run.path(folder)/'config.json').read_text())['seed']
-            if found != seed:
-                raise UserError(f'{run.root} holds stage {name} trained from seed {found}, not {seed}; give each seed its own --out')
+    for name, found in _stage_seeds(run):
+        if found != seed:
+            raise UserError(f'{shown_path(run.root)} holds stage {name} trained from seed {found}, not {seed}; give each seed its own --out')
 
 def run_chain(out: str|Path, # the run directory
               scale: str = 'mini', # one of `SCALES`
@@ -243,7 +243,7 @@ def load_generator(run: RunDir, # a run directory holding `stage`
 MEASURES = ('fad_clap', 'clap_score', 'reward', 'listener_score')  # the table's four measures
 
 def _table_rows(run: RunDir) -> dict:
-    if not is_evaluated(run): raise UserError(f'{run.root} has no decomposition table yet; build it: ttm_pref run --out {run.root}')
+    if not is_evaluated(run): raise UserError(f'{shown_path(run.root)} has no decomposition table yet; build it: ttm_pref run --out {shown_path(run.root)}')
     return {r['stage']: r for r in run.load('eval')[2]['rows']}
 
 def _spread(values) -> dict:
@@ -257,9 +257,9 @@ def compare_runs(runs: list[RunDir] # two or more evaluated runs of one scale
     tables = [_table_rows(r) for r in runs]
     stages = list(tables[0])
     for r, t in zip(runs[1:], tables[1:]):
-        if list(t) != stages: raise UserError(f'{r.root} has the rows {list(t)}, {runs[0].root} has {stages}')
+        if list(t) != stages: raise UserError(f'{shown_path(r.root)} has the rows {list(t)}, {shown_path(runs[0].root)} has {stages}')
     sub1 = next(s for s in stages if s.startswith('submission'))
-    return {'runs': [str(r.root) for r in runs], 'seeds': [run_seed(r) for r in runs],
+    return {'runs': [shown_path(r.root) for r in runs], 'seeds': [run_seed(r) for r in runs],
             'rows': [{'stage': s, 'measure': m, **_spread([t[s][m] for t in tables])} for s in stages for m in MEASURES],
             'chain_change': [{'measure': m, **_spread([t[sub1][m] - t['baseline'][m] for t in tables])} for m in MEASURES]}
 
