@@ -1,5 +1,5 @@
 "The `ttm_pref` console script end to end at the debug scale: the chain, its resumption, inference and user errors."
-import json
+import csv, json
 from pathlib import Path
 import pytest
 from conftest import ttm
@@ -127,10 +127,14 @@ def test_train_help_lists_the_five_heads_and_an_unknown_head_is_one_line():
     res = ttm('train', '--stage', 'score_sft', '--head', 'v4')
     assert res.returncode == 2 and res.stderr.strip().count('\n') == 0 and "invalid choice: 'v4'" in res.stderr
 
-def test_chain_builds_reward_and_the_chain_head_only(debug_run):
+def test_chain_builds_the_chain_heads_and_the_ledger_studies(debug_run):
     out, _ = debug_run
-    for folder in ('reward', 'score_sft.global_adaln', 'crossload'): assert (out/folder/'metrics.json').exists(), folder
-    assert not (out/'score_sft.input_add').exists()  # the cross-load needs v2's architecture, not a natively trained v2
+    for folder in ('reward', 'score_sft.global_adaln', 'score_sft.input_add', 'crossload', 'crossload_study', 'crpo', 'crpo.beta0', 'knob_sweep'):
+        assert (out/folder/'metrics.json').exists(), folder
+    assert not (out/'score_sft.input_film').exists()  # the other heads belong to the head sweep, outside the chain
+    with open(out/'report'/'claims.csv') as f: claims = list(csv.DictReader(f))
+    assert len(claims) == 9 and list(claims[0])[:7] == ['claim', 'paper', 'ours', 'ci_low', 'ci_high', 'listener', 'verdict']
+    assert {c['verdict'] for c in claims} <= {'reproduced', 'not reproduced', 'opposite'}
     assert (out/'baseline'/'heldout.safetensors').exists()
     reward = json.loads((out/'reward'/'metrics.json').read_text())
     assert {'heldout_accuracy', 'ece', 'listener_spearman'} <= set(reward)
@@ -189,11 +193,12 @@ def test_run_another_seed_and_compare_the_runs(debug_run, tmp_path):
     other = tmp_path/'seed1'
     res = ttm('run', '--scale', 'debug', '--out', other, '--seed', '1')
     assert res.returncode == 0, res.stderr
-    for stage in ('baseline', 'reward', 'score_sft.global_adaln', 'expert_iter', 'crpo'):
+    for stage in ('baseline', 'reward', 'score_sft.global_adaln', 'score_sft.input_add', 'expert_iter', 'crpo', 'crpo.beta0'):
         assert json.loads((other/stage/'config.json').read_text())['seed'] == 1, stage
     res = ttm('compare', out, other, '--json', tmp_path/'cmp.json')
     assert res.returncode == 0, res.stderr
-    assert 'run 2 (seed 1)' in res.stdout and 'Sub. 1 minus the baseline' in res.stdout
-    assert json.loads((tmp_path/'cmp.json').read_text())['seeds'] == [0, 1]
+    assert 'run 2 (seed 1)' in res.stdout and 'Sub. 1 minus the baseline' in res.stdout and 'The claim ledger, run by run' in res.stdout
+    cmp = json.loads((tmp_path/'cmp.json').read_text())
+    assert cmp['seeds'] == [0, 1] and len(cmp['ledger']) == 9 and all(len(c['verdicts']) == 2 for c in cmp['ledger'])
     res = ttm('compare', out, tmp_path/'missing')
     assert res.returncode == 2 and 'does not exist' in res.stderr and not (tmp_path/'missing').exists()

@@ -8,18 +8,21 @@ import dataclasses, time
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .core import RunDir, run_stage, UserError, make_config
 from .world import ensure_world
 from .metrics import heldout_writer, heldout_clips, as_stored, HELDOUT_SEED, eval_tools, evaluate_clips, compare
-from .backbone import make_codec, heldout_inference, heldout_settings
+from .backbone import make_codec, heldout_inference, heldout_settings, encode_text, flow_interpolate
+from .encoders import get_text_encoder
 from .reward import ensure_reward
 from .score_sft import (ScoreBackbone, SCORE_HEADS, ensure_score_sft, score_folder, generate_scored, heldout_report,
                                 model_config_writer, load_scored)
 from .expert_iter import ensure_expert_iter
 
 # %% auto #0
-__all__ = ['DIRECTIONS', 'crossload', 'crossloaded', 'ensure_crossload', 'ensure_crossload_study']
+__all__ = ['DIRECTIONS', 'crossload', 'crossloaded', 'ensure_crossload', 'ensure_crossload_study', 'embedding_target',
+           'score_embedding_scale', 'knob_alignment']
 
 # %% ../nbs/04_crossload.ipynb #accbb56b
 def crossload(state: dict[str, torch.Tensor], # the source's weights
@@ -88,3 +91,75 @@ def ensure_crossload_study(run: RunDir, scale: str, progress: bool = True) -> di
         return tensors, make_config('score_sft', scale), out
     metrics = run_stage(run, 'crossload_study', build, verbose=progress)[2]
     return {k: v for k, v in metrics.items() if k in DIRECTIONS}
+
+# %% ../nbs/04_crossload.ipynb #41d3147e
+def embedding_target(model: ScoreBackbone, # a model with the `global_adaln` (v1) or `input_add` (v2) head
+                     x: torch.Tensor, # noisy latents x_t [N, C, F]
+                     t: torch.Tensor, # times [N]
+                     pooled: torch.Tensor # pooled text [N, pooled_dim]
+                    ) -> torch.Tensor:
+    "What the score embedding is added to: v1, the AdaLN global vector [N, 1, D]; v2, the audio input tokens [N, L, D]."
+    if model.head == 'global_adaln': return model.global_vector(t, pooled)[:, None]
+    if model.head == 'input_add': return model.audio_in(model.patchify(x))
+    raise UserError(f'the score embedding is measured for the global_adaln and input_add heads, not {model.head!r}')
+
+def _probe_points(model, captions, latents, timesteps, seed, text_encoder):
+    "(t, x_t, text) at each time: the prompts with the held-out prefix, x_t between the latents and seeded noise."
+    if len(captions) != len(latents): raise UserError(f'{len(captions)} captions but {len(latents)} latents')
+    text = encode_text(text_encoder or get_text_encoder(), [heldout_inference(model.cfg).prefix + c for c in captions], model.cfg)
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
+    for t_ in timesteps:
+        t = torch.full((len(captions),), float(t_))
+        yield float(t_), flow_interpolate(latents, noise, t), t, text
+
+def _velocity(model, x, t, text, score: float|None):
+    "The model's velocity at x_t with the knob `score` for every prompt (None: the null score)."
+    s = torch.full((len(x),), float('nan') if score is None else float(score))
+    return model(x, t, text['tokens'], text['mask'], text['pooled'], score=s)
+
+def _relative_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "‖a − b‖ / ‖b‖ per example."
+    return (a - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1)
+
+@torch.no_grad()
+def score_embedding_scale(model: ScoreBackbone, # a model with the `global_adaln` (v1) or `input_add` (v2) head
+                          captions: list[str], # the prompts (the held-out prefix is put before each)
+                          latents: torch.Tensor, # clean latents of clips of those prompts [N, C, F]
+                          scores: list[float], # knob values s
+                          timesteps: tuple = (0.25, 0.5, 0.75), # flow times t (t = 1 is noise)
+                          seed: int = 0, # seeds the noise mixed into the latents
+                          text_encoder=None # default: `ttm_pref.encoders.get_text_encoder()`
+                         ) -> list[dict]:
+    """One row per (t, s), means over the prompts: ‖e(s)‖ ('embedding'), the norm of each vector it is added to
+    ('added_to'), their ratio, and the relative velocity change from the null score to s ('velocity_change')."""
+    rows = []
+    for t_, x, t, text in _probe_points(model, captions, latents, timesteps, seed, text_encoder):
+        target = embedding_target(model, x, t, text['pooled']).norm(dim=-1).mean(1)  # [N]: one vector's norm, averaged over the tokens
+        v_null = _velocity(model, x, t, text, None)
+        for s in scores:
+            emb = model.score_embed(torch.full((len(x),), float(s))).norm(dim=-1)
+            rows.append({'head': model.head, 't': t_, 's': float(s), 'embedding': emb.mean().item(), 'added_to': target.mean().item(),
+                         'ratio': (emb / target).mean().item(),
+                         'velocity_change': _relative_change(_velocity(model, x, t, text, s), v_null).mean().item()})
+    return rows
+
+@torch.no_grad()
+def knob_alignment(model: ScoreBackbone, # e.g. a cross-loaded model
+                   reference: ScoreBackbone, # e.g. the model it was loaded from
+                   captions: list[str], # the prompts (the held-out prefix is put before each)
+                   latents: torch.Tensor, # clean latents of clips of those prompts [N, C, F]
+                   scores: list[float], # knob values s
+                   timesteps: tuple = (0.25, 0.5, 0.75), # flow times t
+                   seed: int = 0, # seeds the noise mixed into the latents
+                   text_encoder=None # default: `ttm_pref.encoders.get_text_encoder()`
+                  ) -> list[dict]:
+    """One row per (t, s), means over the prompts: the cosine between the two models' knob effects v(s) − v(null)
+    ('cosine'), and the relative gap ‖v_model(s) − v_reference(s)‖ / ‖v_reference(s)‖ ('gap')."""
+    rows = []
+    for t_, x, t, text in _probe_points(model, captions, latents, timesteps, seed, text_encoder):
+        null_m, null_r = _velocity(model, x, t, text, None), _velocity(reference, x, t, text, None)
+        for s in scores:
+            v_m, v_r = _velocity(model, x, t, text, s), _velocity(reference, x, t, text, s)
+            cos = F.cosine_similarity((v_m - null_m).flatten(1), (v_r - null_r).flatten(1), dim=1)
+            rows.append({'t': t_, 's': float(s), 'cosine': cos.mean().item(), 'gap': _relative_change(v_m, v_r).mean().item()})
+    return rows

@@ -11,18 +11,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop
+from .core import StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop, UserError
 from .world import ensure_world
 from .encoders import get_text_encoder, load_embedder, clap_score
-from .metrics import heldout_writer, HELDOUT_SEED
+from .metrics import heldout_writer, heldout_clips, as_stored, eval_tools, evaluate_clips, compare, paired_test, HELDOUT_SEED
 from .backbone import make_codec, prepare_training_data, flow_matching_loss, sample_timesteps, loss_summary, heldout_inference, heldout_settings
 from .reward import ensure_reward
-from .score_sft import ScoreBackbone, generate_scored, heldout_report, model_config_writer, load_scored
+from .listeners import ensure_panel
+from .score_sft import (ScoreBackbone, generate_scored, heldout_report, model_config_writer, load_scored,
+                                ensure_score_sft, knob_sweep)
 from .crossload import ensure_crossload
 
 # %% auto #0
-__all__ = ['crpo_loss', 'rank_candidates', 'CrpoConfig', 'crpo_batch', 'pair_losses', 'crpo_step_loss', 'frozen_copy',
-           'preference_agreement', 'ensure_crpo']
+__all__ = ['PAIR_FIELDS', 'CONTROL', 'KNOB_MODELS', 'crpo_loss', 'rank_candidates', 'CrpoConfig', 'crpo_batch', 'pair_losses',
+           'crpo_step_loss', 'frozen_copy', 'preference_agreement', 'crpo_pairs', 'ensure_crpo', 'ensure_crpo_control',
+           'ensure_knob_sweep', 'plot_knob_ends']
 
 # %% ../nbs/05_crpo.ipynb #1811caa3
 def crpo_loss(loss_w: torch.Tensor, loss_l: torch.Tensor, # the policy's per-sample flow-matching losses [N] on chosen and rejected
@@ -92,7 +95,7 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 # %% ../nbs/05_crpo.ipynb #9b017f66
 @torch.no_grad()
 def preference_agreement(policy, reference, pairs: dict, cfg: CrpoConfig, draws: int = 4) -> dict:
-    "Over all pairs and a few noise draws: the share with a negative bracket, and the bracket's mean."
+    "TangoFlux's implicit accuracy over all pairs and a few noise draws (the share with a negative bracket), and the bracket's mean and spread."
     brackets = []
     for d in range(draws):
         b = crpo_batch(pairs, 10_000 + d, CrpoConfig(**{**cfg.__dict__, 'batch_size': len(pairs['score'])}))
@@ -101,12 +104,14 @@ def preference_agreement(policy, reference, pairs: dict, cfg: CrpoConfig, draws:
     br = np.concatenate(brackets)
     return {'prefers_chosen': float((br < 0).mean()), 'bracket_mean': float(br.mean()), 'bracket_std': float(br.std())}
 
-def ensure_crpo(run: RunDir, scale: str, progress: bool = True, **overrides) -> ScoreBackbone:
-    "Load the CRPO model from `run`, or build it from Row 3 (`crossload`)."
-    box = {}
+PAIR_FIELDS = ('n_prompts', 'n_candidates', 'gen_seed', 'seed')  # the config fields that decide the pairs
+
+def crpo_pairs(run: RunDir, scale: str, # the run (Row 3 complete or buildable)
+               cfg: CrpoConfig, # the pass's config (only `PAIR_FIELDS` matter here)
+               progress: bool = True) -> tuple[dict, dict]:
+    "The pairs of every CRPO pass of `run`: Row 3's candidates for training prompts, ranked by CLAP; made once, kept in `crpo_pairs`."
     def build():
-        cfg = make_config('crpo', scale, **overrides)
-        policy, reward = ensure_crossload(run, scale, progress), ensure_reward(run, scale, progress)
+        policy = ensure_crossload(run, scale, progress)
         world, clap = ensure_world(run, scale), load_embedder('clap', run=run, scale=scale)
         rng = np.random.default_rng(cfg.seed + 17)
         prompts = [world.train.captions[i] for i in rng.choice(len(world.train), min(cfg.n_prompts, len(world.train)), replace=False)]
@@ -117,27 +122,100 @@ def ensure_crpo(run: RunDir, scale: str, progress: bool = True, **overrides) -> 
         cos = clap_score(clap, cands.flatten(0, 1), [p for p in prompts for _ in range(cfg.n_candidates)]).reshape(len(prompts), -1).numpy()
         w, l = rank_candidates(cos)
         ar = np.arange(len(prompts))
-        enc = get_text_encoder()
-        dw = prepare_training_data(policy.cfg, cands[ar, w], prompts, enc)
-        pairs = {'latents_w': dw['latents'], 'latents_l': make_codec(policy.cfg).encode(cands[ar, l]),
+        dw = prepare_training_data(policy.cfg, cands[ar, w], prompts, get_text_encoder())
+        pairs = {'latents_w': dw['latents'], 'latents_l': codec.encode(cands[ar, l]),
                  **{k: dw[k] for k in ('tokens', 'mask', 'pooled')}, 'score': torch.full((len(prompts),), float(sc.score))}
-        t_cand = time.time() - t0
+        return pairs, cfg, {'n_pairs': len(prompts), 'clap_chosen': float(cos[ar, w].mean()), 'clap_rejected': float(cos[ar, l].mean()),
+                            'candidate_seconds': round(time.time() - t0, 1)}
+    pairs, made_with, metrics = run_stage(run, 'crpo_pairs', build, verbose=progress)
+    for k in PAIR_FIELDS:
+        if getattr(made_with, k) != getattr(cfg, k):
+            raise UserError(f'the pairs in crpo_pairs were drawn with {k} = {getattr(made_with, k)}, this pass asks for {getattr(cfg, k)}; '
+                            'remove the folders crpo_pairs and crpo* to draw them again')
+    return pairs, metrics
+
+def ensure_crpo(run: RunDir, scale: str, progress: bool = True,
+                folder: str = 'crpo', # where the pass is kept; a variant beside the chain's names its own
+                against: str|None = None, # another complete pass: also measure it against this one (`<against>_minus_this`)
+                **overrides # CrpoConfig fields that win over the scale's (e.g. `beta`, the chain's `seed`)
+               ) -> ScoreBackbone:
+    "Load a CRPO pass from `run`, or build it from Row 3 (`crossload`) on the run's pairs."
+    box = {}
+    def build():
+        cfg = make_config('crpo', scale, **overrides)
+        policy, reward = ensure_crossload(run, scale, progress), ensure_reward(run, scale, progress)
+        pairs, made = crpo_pairs(run, scale, cfg, progress)
+        made = {k: v for k, v in made.items() if k != 'build_seconds'}
+        t0 = time.time()
         reference = frozen_copy(policy)
         start = preference_agreement(policy, reference, pairs, cfg)
-        args = TrainArgs(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup, ckpt_every=cfg.ckpt_every, desc='crpo')
+        args = TrainArgs(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup, ckpt_every=cfg.ckpt_every, desc=folder)
         losses = train_loop(policy, crpo_step_loss(reference, cfg), lambda s: crpo_batch(pairs, s, cfg), args,
-                            ckpt_path=run.root/'crpo.train.pt', progress=progress)
+                            ckpt_path=run.root/f'{folder}.train.pt', progress=progress)
         end = preference_agreement(policy.eval(), reference, pairs, cfg)
-        t_train = time.time() - t0 - t_cand
-        inference = heldout_inference(policy.cfg)
-        held = generate_scored(policy, codec, world.heldout.captions, sc.score, inference, progress=progress)
-        t_held = time.time() - t0 - t_cand - t_train
-        box.update(audio=held, settings=heldout_settings('crpo', inference, sc.score), model=policy)
-        metrics = {**loss_summary(losses), 'n_pairs': len(prompts), 'clap_chosen': float(cos[ar, w].mean()),
-                   'clap_rejected': float(cos[ar, l].mean()), 'agreement_start': start, 'agreement_end': end,
+        t_train = time.time() - t0
+        inference, sc = heldout_inference(policy.cfg), policy.score_cfg
+        held = generate_scored(policy, make_codec(policy.cfg), ensure_world(run, scale).heldout.captions, sc.score, inference, progress=progress)
+        t_held = time.time() - t0 - t_train
+        box.update(audio=held, settings=heldout_settings(folder, inference, sc.score), model=policy)
+        metrics = {**loss_summary(losses), **made, 'agreement_start': start, 'agreement_end': end,
                    **heldout_report(run, scale, held, reward, previous='crossload'),
-                   'candidate_seconds': round(t_cand, 1), 'train_seconds': round(t_train, 1), 'heldout_seconds': round(t_held, 1)}
+                   'train_seconds': round(t_train, 1), 'heldout_seconds': round(t_held, 1)}
+        if against:
+            tools, caps = eval_tools(run, scale, reward), ensure_world(run, scale).heldout.captions
+            this, other = (evaluate_clips(a, caps, tools) for a in (as_stored(held), heldout_clips(run, against)[0]))
+            metrics[f'{against}_minus_this'] = compare(this, other, tools.reference)
         return policy.state_dict(), cfg, metrics
     def write(d): heldout_writer(box['audio'], box['settings'])(d); model_config_writer(box['model'])(d)
-    run_stage(run, 'crpo', build, write_extra=write, verbose=progress)
-    return load_scored(run, 'crpo')
+    run_stage(run, folder, build, write_extra=write, verbose=progress)
+    return load_scored(run, folder)
+
+# %% ../nbs/05_crpo.ipynb #948c3555
+CONTROL = 'crpo.beta0'  # the folder of the beta = 0 pass
+
+def ensure_crpo_control(run: RunDir, scale: str, progress: bool = True,
+                        **overrides # CrpoConfig fields for both passes (e.g. the chain's `seed`)
+                       ) -> dict:
+    "CRPO with beta = 0 (the chosen clips' SFT term alone) beside the real pass, measured against it; the control's metrics."
+    ensure_crpo(run, scale, progress, **overrides)
+    ensure_crpo(run, scale, progress, folder=CONTROL, against='crpo', beta=0.0, **overrides)
+    return run.load(CONTROL)[2]
+
+# %% ../nbs/05_crpo.ipynb #13754cc3
+KNOB_MODELS = {'score_sft': 'score_sft.global_adaln', 'final': 'crpo'}  # the chain's first and last score-conditioned models
+
+def _knob_summary(scores: list, default: float, values: np.ndarray) -> dict:
+    i0 = scores.index(default)
+    return {'mean': values.mean(1).tolist(), 'top_vs_default': paired_test(values[i0], values[-1]),
+            'top_vs_bottom': paired_test(values[0], values[-1])}
+
+def ensure_knob_sweep(run: RunDir, scale: str, progress: bool = True) -> dict:
+    "Reward and listener score against the knob s on the first `knob_prompts` held-out prompts, for the SFT model and the final model."
+    def build():
+        reward, panel, cfg = ensure_reward(run, scale, progress), ensure_panel(run, scale), make_config('score_sft', scale)
+        n, scores = cfg.knob_prompts, list(cfg.knob_scores)
+        caps = ensure_world(run, scale).heldout.captions[:n]
+        ensure_score_sft(run, scale, 'global_adaln', progress); ensure_crpo(run, scale, progress)
+        tensors, models = {}, {}
+        for name, folder in KNOB_MODELS.items():
+            model = load_scored(run, folder)
+            s0 = float(model.score_cfg.score)
+            ks = knob_sweep(model, make_codec(model.cfg), caps, tuple(scores), reward, panel, progress=progress,
+                            made={s0: heldout_clips(run, folder)[0][:n]} if s0 in scores else None)
+            tensors.update({f'{name}.reward': torch.tensor(ks['reward']), f'{name}.listener': torch.tensor(ks['listener'])})
+            models[name] = {'folder': folder, 'default': s0,
+                            **{m: _knob_summary(scores, s0, ks[m]) for m in ('reward', 'listener')}} if s0 in scores else {'folder': folder, 'default': s0}
+        return tensors, cfg, {'scores': scores, 'prompts': len(caps), 'models': models}
+    return run_stage(run, 'knob_sweep', build, verbose=progress)[2]
+
+def plot_knob_ends(sweep: dict):
+    "Mean reward and listener score against s for the SFT model and the final model (the defaults marked)."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, m in zip(axes, ('reward', 'listener')):
+        for name, r in sweep['models'].items():
+            line, = ax.plot(sweep['scores'], r[m]['mean'], marker='o', label=f"{name} ({r['folder']})")
+            ax.plot([r['default']], [r[m]['mean'][sweep['scores'].index(r['default'])]], 's', ms=11, mfc='none', color=line.get_color())
+        ax.set_xlabel('knob s'); ax.set_title(f"mean {m} of {sweep['prompts']} held-out clips (square: the default s)", fontsize=9)
+    axes[0].legend(fontsize=8); fig.tight_layout()
+    return fig

@@ -15,18 +15,23 @@ import soundfile as sf
 from .core import StageConfig, register_config, make_config, RunDir, run_stage, UserError, atomic_write_text, to_json, shown_path
 from .world import ensure_world
 from .metrics import (Evaluation, EvalTools, eval_tools, evaluate_clips, compare, markdown_table, before_after_markdown,
-                              heldout_clips, HELDOUT_SEED, PER_CLIP)
+                              heldout_clips, format_p, HELDOUT_SEED, PER_CLIP)
 from .backbone import make_codec, Inference, heldout_inference, heldout_settings
 from .reward import ensure_reward
 from .score_sft import load_scored, generate_scored
 from .postproc import postprocessed, read_wav
+from .crossload import ensure_crossload_study
+from .crpo import ensure_crpo_control, ensure_knob_sweep, CONTROL
 
 # %% auto #0
-__all__ = ['ROWS', 'LABELS', 'FINAL', 'COLUMNS', 'INFERENCE_KEYS', 'PANELS', 'PER_CLIP_NAME', 'EvalConfig', 'table_row',
-           'submission_clips', 'table_clips', 'raw_table_clips', 'row_settings', 'check_one_inference', 'decomposition',
-           'plot_decomposition', 'climbing_prompt', 'largest_gains', 'table_markdown', 'findings', 'listening_page',
-           'write_report', 'report_markdown', 'per_clip_values', 'raw_post_markdown', 'settings_markdown',
-           'ensure_eval', 'is_evaluated', 'load_clip_folder', 'clip_table', 'write_eval_json', 'write_submission']
+__all__ = ['ROWS', 'LABELS', 'FINAL', 'COLUMNS', 'INFERENCE_KEYS', 'PANELS', 'PER_CLIP_NAME', 'CLAIMS', 'LEDGER_COLUMNS',
+           'VERDICTS', 'DECISIONS', 'SHARE_MEASURES', 'EvalConfig', 'table_row', 'submission_clips', 'table_clips',
+           'raw_table_clips', 'row_settings', 'check_one_inference', 'decomposition', 'plot_decomposition',
+           'climbing_prompt', 'largest_gains', 'side', 'listener_word', 'stage_shares', 'shares_markdown',
+           'claim_ledger', 'ledger_markdown', 'table_markdown', 'findings', 'listening_page', 'write_report',
+           'report_markdown', 'per_clip_values', 'raw_post_markdown', 'settings_markdown', 'ensure_eval',
+           'ledger_inputs', 'run_ledger', 'ledger_sections_markdown', 'is_evaluated', 'load_clip_folder', 'clip_table',
+           'write_eval_json', 'write_submission']
 
 # %% ../nbs/07_eval.ipynb #eddf2398
 ROWS = {'baseline': 'baseline', 'score_sft': 'score_sft.global_adaln', 'expert_iter': 'expert_iter',
@@ -157,6 +162,144 @@ def largest_gains(before: np.ndarray, after: np.ndarray, # per-prompt values of 
     "The `k` prompts with the largest gain from `before` to `after`, largest first."
     return [int(i) for i in np.argsort(-(np.asarray(after) - np.asarray(before)), kind='stable')[:k]]
 
+# %% ../nbs/07_eval.ipynb #a674bb1a
+CLAIMS = [  # (key, the claim as the paper page states it, the paper's figure)
+    ('sft_fad', 'Score-conditioned SFT improves FAD-CLAP by 0.025-0.040', '-0.025 to -0.040'),
+    ('expert_dominant', 'Expert iteration is the dominant contributor (FAD-CLAP -0.0362, paired-t significant)', '-0.0362, the largest of the four'),
+    ('crossload_v1_v2', 'Cross-load v1 -> v2 stays within 0.02 FAD-CLAP of a natively trained v2', 'within 0.02'),
+    ('crossload_v2_v1', 'Cross-load v2 -> v1 collapses', 'FAD-CLAP about 0.69, reward about -0.50'),
+    ('crpo_noise', 'CRPO is within paired-t noise', 'FAD-CLAP -0.003, CLAP +0.002, reward -0.002'),
+    ('knob_saturated', 'The score knob is saturated at the end of the chain', 'no gain from turning s up'),
+    ('every_decision', 'Every decision moves the reward and the CLAP score up and FAD-CLAP down', '12 of 12 moves'),
+    ('reward_climbs', 'The reward climbs over the chain (-0.39 -> +0.53)', '+0.92'),
+    ('submissions_agree', 'The two seed-varied submissions agree', 'FAD-CLAP 0.4238 vs 0.4370'),
+]
+LEDGER_COLUMNS = ['claim', 'paper', 'ours', 'ci_low', 'ci_high', 'listener', 'verdict', 'measure']
+VERDICTS = {1: 'reproduced', 0: 'not reproduced', -1: 'opposite'}
+DECISIONS = ['score_sft', 'expert_iter', 'crossload', 'crpo']  # the four training decisions, each against the row before
+
+def side(low: float, high: float, # a 95% interval
+         sign: int = 1 # the claimed direction: +1 up, -1 down
+        ) -> int:
+    "+1 if the interval lies wholly on the claimed side of 0, -1 if wholly on the other, 0 if it spans 0."
+    lo, hi = sorted((sign * low, sign * high))
+    return 1 if lo > 0 else -1 if hi < 0 else 0
+
+def listener_word(diff: float, p: float, alpha: float = 0.05) -> str:
+    "What the listeners say about a comparison: better, worse or no change, with the difference and its p."
+    word = ('better' if diff > 0 else 'worse') if p < alpha else 'no change'
+    return f'{word} ({diff:+.3f}, p = {p:.2g})'
+
+def _entry(key, ours, low, high, listener, verdict, measure) -> dict:
+    claim, paper = next((c, f) for k, c, f in CLAIMS if k == key)
+    return {'key': key, 'claim': claim, 'paper': paper, 'ours': ours, 'ci_low': low, 'ci_high': high, 'listener': listener,
+            'verdict': VERDICTS[verdict] if isinstance(verdict, int) else verdict, 'measure': measure}
+
+# %% ../nbs/07_eval.ipynb #37b94ba3
+SHARE_MEASURES = ('fad_clap', 'clap_score', 'reward', 'listener_score')
+
+def stage_shares(rows: list[dict] # the decomposition table (Rows 0-4 first, in order)
+                ) -> list[dict]:
+    "Per training decision and measure: its change against the row before and its share of the change from Row 0 to Row 4."
+    by = {r['stage']: r for r in rows}
+    chain = ['baseline', *DECISIONS]
+    total = {m: by[chain[-1]][m] - by[chain[0]][m] for m in SHARE_MEASURES}
+    out = []
+    for prev, stage in zip(chain, chain[1:]):
+        d = {m: by[stage][m] - by[prev][m] for m in SHARE_MEASURES}
+        out.append({'stage': stage, **{f'd_{m}': d[m] for m in SHARE_MEASURES},
+                    **{f'share_{m}': d[m] / total[m] if total[m] else float('nan') for m in SHARE_MEASURES}})
+    return out
+
+def shares_markdown(shares: list[dict]) -> str:
+    "Each decision's change and share of the chain's change, as Markdown."
+    cells = [{'stage': LABELS[s['stage']], **{m: f"{s[f'd_{m}']:+.4f} ({100 * s[f'share_{m}']:.0f}%)" for m in SHARE_MEASURES}} for s in shares]
+    return markdown_table(cells, ['stage', *SHARE_MEASURES])
+
+# %% ../nbs/07_eval.ipynb #358928e3
+def _fad_ci(r): return r['d_fad_clap'], r['d_fad_clap_ci_low'], r['d_fad_clap_ci_high']
+
+def _moved(t: dict, alpha: float) -> list[str]:
+    "The measures of a `compare` result that moved beyond noise."
+    out = [k for k in ('clap_score', 'reward') if t[k]['p'] < alpha]
+    return out + (['fad_clap'] if side(t['fad_clap']['ci_low'], t['fad_clap']['ci_high']) else [])
+
+def _as_test(prev: dict, row: dict, key: str, p: str) -> dict:
+    return {'mean_diff': row[key] - prev[key], 'p': row[p]}
+
+def claim_ledger(rows: list[dict], # the decomposition table (post-processed)
+                 tests: dict, # 'chain': compare(baseline, Sub. 1); 'submissions': compare(Sub. 1, Sub. 2)
+                 study: dict, # `ensure_crossload_study`: both directions against native heads
+                 knob: dict, # `ensure_knob_sweep`: the knob on the SFT and the final model
+                 alpha: float = 0.05) -> list[dict]:
+    "The nine claims of the paper page, each with ours, its 95% interval, the listeners' verdict and a verdict word."
+    by = {r['stage']: r for r in rows}
+    prev = dict(zip(DECISIONS, ['baseline', *DECISIONS]))
+    lis = {s: listener_word(by[s]['listener_score'] - by[prev[s]]['listener_score'], by[s]['p_listener_score'], alpha) for s in DECISIONS}
+    out = [_entry('sft_fad', *_fad_ci(by['score_sft']), lis['score_sft'], side(*_fad_ci(by['score_sft'])[1:], -1),
+                  'FAD-CLAP change, SFT against the baseline')]
+    d_fad = {s: by[s]['d_fad_clap'] for s in DECISIONS}
+    ei = side(*_fad_ci(by['expert_iter'])[1:], -1)
+    dominant = min(d_fad, key=d_fad.get) == 'expert_iter'
+    d_lis = {s: by[s]['listener_score'] - by[prev[s]]['listener_score'] for s in DECISIONS}
+    out.append(_entry('expert_dominant', *_fad_ci(by['expert_iter']),
+                      lis['expert_iter'] + ('; the largest listener gain of the four' if max(d_lis, key=d_lis.get) == 'expert_iter' else ''),
+                      1 if ei == 1 and dominant else -1 if ei == -1 else 0,
+                      f"FAD-CLAP change, expert iteration against SFT; the largest fall of the four: {LABELS[min(d_fad, key=d_fad.get)]}"))
+    v12, v21 = study['v1 -> v2']['vs_native'], study['v2 -> v1']['vs_native']
+    f = v12['fad_clap']
+    out.append(_entry('crossload_v1_v2', f['mean_diff'], f['ci_low'], f['ci_high'], listener_word(v12['listener']['mean_diff'], v12['listener']['p'], alpha),
+                      1 if f['ci_high'] <= 0.02 else -1 if f['ci_low'] > 0.02 else 0, 'FAD-CLAP, SFT v1 loaded into v2 minus a native SFT v2'))
+    r, f = v21['reward'], v21['fad_clap']
+    worse, better = (r['ci_high'] < 0) + (f['ci_low'] > 0), (r['ci_low'] > 0) + (f['ci_high'] < 0)
+    out.append(_entry('crossload_v2_v1', r['mean_diff'], r['ci_low'], r['ci_high'], listener_word(v21['listener']['mean_diff'], v21['listener']['p'], alpha),
+                      1 if worse == 2 else -1 if better and not worse else 0,
+                      f"reward, SFT v2 loaded into v1 minus a native SFT v1 (FAD-CLAP {f['mean_diff']:+.4f} [{f['ci_low']:+.4f}, {f['ci_high']:+.4f}])"))
+    c = by['crpo']
+    moved = [k for k, pk in (('clap_score', 'p_clap_score'), ('reward', 'p_reward')) if c[pk] < alpha] + (['fad_clap'] if side(*_fad_ci(c)[1:]) else [])
+    out.append(_entry('crpo_noise', *_fad_ci(c), lis['crpo'], 0 if moved else 1,
+                      'FAD-CLAP change, CRPO against the cross-load; moved beyond noise: ' + (', '.join(moved) or 'nothing')))
+    fin, sft = knob['models']['final'], knob['models']['score_sft']
+    t, top = fin['reward']['top_vs_default'], knob['scores'][-1]
+    out.append(_entry('knob_saturated', t['mean_diff'], t['ci_low'], t['ci_high'],
+                      listener_word(fin['listener']['top_vs_default']['mean_diff'], fin['listener']['top_vs_default']['p'], alpha),
+                      1 if t['ci_low'] <= 0 else 0,
+                      f"reward at s = {top:g} minus at the default s = {fin['default']:g}, final model, {knob['prompts']} prompts "
+                      f"(the SFT model: {sft['reward']['top_vs_default']['mean_diff']:+.3f}, p = {sft['reward']['top_vs_default']['p']:.2g})"))
+    right = wrong = sig_right = sig_wrong = 0
+    for s in DECISIONS:
+        for key, pk, sign in (('reward', 'p_reward', 1), ('clap_score', 'p_clap_score', 1)):
+            good = sign * (by[s][key] - by[prev[s]][key]) > 0
+            right += good; wrong += not good
+            if by[s][pk] < alpha: sig_right += good; sig_wrong += not good
+        v = side(*_fad_ci(by[s])[1:], -1)
+        right += by[s]['d_fad_clap'] < 0; wrong += by[s]['d_fad_clap'] >= 0
+        sig_right += v == 1; sig_wrong += v == -1
+    up = sum(d > 0 for d in d_lis.values())
+    sig_up = sum(d_lis[s] > 0 and by[s]['p_listener_score'] < alpha for s in DECISIONS)
+    sig_down = sum(d_lis[s] < 0 and by[s]['p_listener_score'] < alpha for s in DECISIONS)
+    out.append(_entry('every_decision', float(right), None, None,
+                      f'{up} of 4 decisions raise the listener score ({sig_up} beyond noise; {sig_down} lower it beyond noise)',
+                      1 if right == 12 and not sig_wrong else -1 if sig_wrong > sig_right else 0,
+                      f'moves in the claimed direction, of 12 (4 decisions x 3 measures); beyond noise: {sig_right} right, {sig_wrong} wrong'))
+    t = tests['chain']['reward']
+    out.append(_entry('reward_climbs', t['mean_diff'], t['ci_low'], t['ci_high'],
+                      listener_word(tests['chain']['listener']['mean_diff'], tests['chain']['listener']['p'], alpha),
+                      side(t['ci_low'], t['ci_high'], 1), 'reward, Sub. 1 minus the baseline'))
+    s = tests['submissions']
+    moved = _moved(s, alpha)
+    out.append(_entry('submissions_agree', s['fad_clap']['mean_diff'], s['fad_clap']['ci_low'], s['fad_clap']['ci_high'],
+                      listener_word(s['listener']['mean_diff'], s['listener']['p'], alpha), 0 if moved else 1,
+                      'FAD-CLAP, Sub. 2 (seed 55) minus Sub. 1 (seed 42); moved beyond noise: ' + (', '.join(moved) or 'nothing')))
+    return out
+
+def ledger_markdown(ledger: list[dict]) -> str:
+    "The ledger as Markdown: one row per claim."
+    def ours(e): return f"{e['ours']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]" if e['ci_low'] is not None else f"{e['ours']:g}"
+    cells = [{'claim': e['claim'], 'paper': e['paper'], 'ours [95% CI]': ours(e), 'what ours is': e['measure'],
+              'listeners': e['listener'], 'verdict': f"**{e['verdict']}**"} for e in ledger]
+    return markdown_table(cells, ['claim', 'paper', 'ours [95% CI]', 'what ours is', 'listeners', 'verdict'])
+
 # %% ../nbs/07_eval.ipynb #47fde39f
 def _fmt(v, digits=4):
     if v is None or (isinstance(v, float) and np.isnan(v)): return ''
@@ -211,6 +354,14 @@ def _player(path: str, label: str, reward: float, listener: float) -> str:
     return (f'<div class="clip"><b>{html.escape(label)}</b><br><audio controls preload="auto" src="{html.escape(path)}"></audio>'
             f'<br><span class="badge">reward {reward:+.2f} · listener {listener:+.2f}</span></div>')
 
+def _ledger_html(ledger: list[dict]) -> str:
+    head = ['claim', 'paper', 'ours [95% CI]', 'what ours is', 'listeners', 'verdict']
+    def ours(e): return f"{e['ours']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]" if e['ci_low'] is not None else f"{e['ours']:g}"
+    body = ''.join('<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in [e['claim'], e['paper'], ours(e), e['measure'], e['listener']])
+                   + f"<td><b>{html.escape(e['verdict'])}</b></td></tr>" for e in ledger)
+    return ('<h2>The claim ledger</h2><p class="note">Every claim of the paper page, tested on this run (<a href="claims.csv">claims.csv</a>).</p>'
+            '<table><tr>' + ''.join(f'<th>{h}</th>' for h in head) + '</tr>' + body + '</table>')
+
 def _html_table(rows: list[dict]) -> str:
     head = ['stage', 'FAD-CLAP [95% CI]', 'CLAP score', 'p', 'reward', 'p', 'listener score', 'p', 'compared with']
     body = ''.join('<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in [
@@ -220,7 +371,8 @@ def _html_table(rows: list[dict]) -> str:
     return '<table><tr>' + ''.join(f'<th>{h}</th>' for h in head) + '</tr>' + body + '</table>'
 
 def listening_page(scale: str, rows: list[dict], lines: list[str], # the scale, the table and its findings
-                   climb: dict, gains: list[dict] # the two listening sections (see `write_report`)
+                   climb: dict, gains: list[dict], # the two listening sections (see `write_report`)
+                   ledger: list[dict]|None = None # the claim ledger
                   ) -> str:
     "The self-contained listening page (figure and audio are relative links to files beside it)."
     warn = ('<p class="note"><b>Debug scale:</b> tiny models trained for seconds; these numbers mean nothing, the page only '
@@ -236,7 +388,7 @@ passes, −16.5 LUFS). Rows 1–4 are compared with the row before them, the sub
 bootstrap intervals). The listener score is the simulated panel whose taste the reward learned: the ground truth the paper did not have.</p>
 <img src="figure.png" alt="reward, FAD-CLAP, CLAP score and listener score across the stages">
 <h2>The decomposition table</h2>{_html_table(rows)}
-<ul>{''.join(f'<li>{html.escape(l).replace("**", "")}</li>' for l in lines)}</ul>
+<ul>{''.join(f'<li>{html.escape(l).replace("**", "")}</li>' for l in lines)}</ul>{_ledger_html(ledger) if ledger else ''}
 <h2>Hear one prompt, watch its reward climb</h2><p>{html.escape(climb['caption'])}</p>
 <p class="note">Same prompt and seed at every stage, identical inference and post-processing; only the checkpoint changes.
 The prompt is the one whose reward rises at the most steps of the chain. Single clips, not averages.</p>{climb_html}
@@ -259,8 +411,10 @@ def write_report(folder: str|Path, # the report folder (replaced as a whole)
                  captions: list[str], sr: int, # the held-out prompts and the sample rate
                  seconds: dict[str, float]|None = None, # stage -> wall seconds of its build
                  extra_md: str = '', # more Markdown for report.md (e.g. post-processing's own effect)
-                 n_gains: int = 3) -> Path:
-    "Write decomposition.csv, figure.png, audio/, heldout_prompts.csv, report.md and index.html; atomically."
+                 n_gains: int = 3,
+                 ledger: list[dict]|None = None # the claim ledger (`claim_ledger`): claims.csv, and a section of both pages
+                ) -> Path:
+    "Write decomposition.csv, claims.csv, figure.png, audio/, heldout_prompts.csv, report.md and index.html; atomically."
     import matplotlib; import matplotlib.pyplot as plt
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -268,6 +422,7 @@ def write_report(folder: str|Path, # the report folder (replaced as a whole)
     try:
         os.chmod(tmp, 0o755); (tmp/'audio').mkdir()
         atomic_write_text(tmp/'decomposition.csv', _csv_text(rows, COLUMNS))
+        if ledger: atomic_write_text(tmp/'claims.csv', _csv_text(ledger, LEDGER_COLUMNS))
         atomic_write_text(tmp/'heldout_prompts.csv', _csv_text([{'id': f'{i:03d}', 'caption': c} for i, c in enumerate(captions)], ['id', 'caption']))
         fig = plot_decomposition(rows, per_clip); fig.savefig(tmp/'figure.png', dpi=90); plt.close(fig)
         stages = [r['stage'] for r in rows if not r['stage'].startswith('submission')]
@@ -283,15 +438,15 @@ def write_report(folder: str|Path, # the report folder (replaced as a whole)
                   'clips': [clip('baseline', i), clip(sub, i)]}
                  for i in largest_gains(per_clip['baseline']['reward'], per_clip[sub]['reward'], n_gains)]
         lines = findings(rows)
-        atomic_write_text(tmp/'index.html', listening_page(scale, rows, lines, climb, gains))
-        atomic_write_text(tmp/'report.md', report_markdown(scale, rows, lines, climb, gains, seconds or {}, extra_md))
+        atomic_write_text(tmp/'index.html', listening_page(scale, rows, lines, climb, gains, ledger))
+        atomic_write_text(tmp/'report.md', report_markdown(scale, rows, lines, climb, gains, seconds or {}, extra_md, ledger))
         if folder.exists(): shutil.rmtree(folder)
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return folder
 
-def report_markdown(scale, rows, lines, climb, gains, seconds, extra_md='') -> str:
+def report_markdown(scale, rows, lines, climb, gains, seconds, extra_md='', ledger=None) -> str:
     "report.md: the table, its findings, the figure, per-stage wall times and links to the audio."
     warn = '\n> **Debug scale**: tiny models trained for seconds; these numbers mean nothing.\n' if scale == 'debug' else ''
     times = markdown_table([{'stage': k, 'seconds': round(v, 1)} for k, v in seconds.items()] +
@@ -303,6 +458,7 @@ def report_markdown(scale, rows, lines, climb, gains, seconds, extra_md='') -> s
             "the submissions with the baseline: paired t-tests (p) and, for FAD-CLAP, the paired bootstrap interval of the difference (Δ). "
             "The listening page is [index.html](index.html); the numbers are in [decomposition.csv](decomposition.csv).\n\n"
             f"{table_markdown(rows)}\n" + '\n'.join(f'- {l}' for l in lines) + "\n\n![the four panels](figure.png)\n\n"
+            + (f"## The claim ledger\n\nEvery claim of the paper page, tested on this run ([claims.csv](claims.csv)):\n\n{ledger_markdown(ledger)}\n" if ledger else '') +
             f"{extra_md}\n## Wall time of each stage\n\n{times}\n## Audio\n\nOne prompt through every stage: *{climb['caption']}*\n\n{listen}\n\n"
             f"The largest reward gains from the baseline to the submission:\n\n{diff}\n")
 
@@ -355,20 +511,57 @@ def ensure_eval(run: RunDir, # the run directory (every row's stage complete)
         raw_evals = {name: evaluate_clips(a, caps, tools, n_boot=cfg.n_boot) for name, a in raw_table_clips(run).items()}
         rows, raw_rows = decomposition(evals, tools.reference, cfg.n_boot), decomposition(raw_evals, tools.reference, cfg.n_boot)
         effect, md = _post_effect(run, scale, tools, evals, raw_evals, caps)
+        sub1, sub2 = (f'submission_seed{s}' for s in cfg.submission_seeds)
+        tests = {'chain': compare(evals['baseline'], evals[sub1], tools.reference, cfg.n_boot),
+                 'submissions': compare(evals[sub1], evals[sub2], tools.reference, cfg.n_boot)}
         tensors = {f'{name}.{k}': torch.as_tensor(v) for name, ev in evals.items() for k, v in ev.per_clip.items()}
-        return tensors, cfg, {'rows': rows, 'raw_rows': raw_rows, 'settings': settings, 'postproc_effect': effect, 'postproc_effect_md': md,
-                              'clips_seconds': round(t1 - t0, 1), 'measure_seconds': round(time.time() - t1, 1)}
+        return tensors, cfg, {'rows': rows, 'raw_rows': raw_rows, 'settings': settings, 'tests': tests, 'postproc_effect': effect,
+                              'postproc_effect_md': md, 'clips_seconds': round(t1 - t0, 1), 'measure_seconds': round(time.time() - t1, 1)}
     tensors, cfg, metrics = run_stage(run, 'eval', build, verbose=progress)
     per_clip = per_clip_values(tensors, metrics['rows'])
     clips = table_clips(run, scale, cfg, progress)
     times = {**(run.timings() if seconds is None else seconds), 'eval': metrics['build_seconds']}
-    extra = raw_post_markdown(metrics['raw_rows'], metrics['rows']) + settings_markdown(metrics['settings']) + metrics['postproc_effect_md']
-    write_report(run.root/'report', scale, metrics['rows'], per_clip, clips, caps, world.cfg.sr, times, extra, cfg.n_gains)
+    inputs = ledger_inputs(run, scale, progress)
+    ledger = claim_ledger(metrics['rows'], metrics['tests'], inputs['study'], inputs['knob'])
+    extra = (ledger_sections_markdown(metrics['rows'], inputs) + raw_post_markdown(metrics['raw_rows'], metrics['rows'])
+             + settings_markdown(metrics['settings']) + metrics['postproc_effect_md'])
+    write_report(run.root/'report', scale, metrics['rows'], per_clip, clips, caps, world.cfg.sr, times, extra, cfg.n_gains, ledger)
     return metrics['rows']
 
+def ledger_inputs(run: RunDir, scale: str, progress: bool = True) -> dict:
+    "The studies the ledger reads besides the table (each loaded, or built if missing): the cross-load study, the knob sweep and the beta = 0 CRPO pass."
+    return {'study': ensure_crossload_study(run, scale, progress), 'knob': ensure_knob_sweep(run, scale, progress),
+            'control': ensure_crpo_control(run, scale, progress), 'crpo': run.load('crpo')[2]}
+
+def run_ledger(run: RunDir) -> list[dict]:
+    "The claim ledger of an evaluated run, from its stored results."
+    if not is_evaluated(run): raise UserError(f'{shown_path(run.root)} has no claim ledger yet; build it: ttm_pref run --out {shown_path(run.root)}')
+    scale = json.loads((run.path('eval')/'config.json').read_text())['scale']
+    inputs = ledger_inputs(run, scale, progress=False)
+    return claim_ledger(run.load('eval')[2]['rows'], run.load('eval')[2]['tests'], inputs['study'], inputs['knob'])
+
+def ledger_sections_markdown(rows: list[dict], inputs: dict) -> str:
+    "report.md's sections behind the ledger: each decision's share of the chain's change, what CRPO's preference term adds, the knob at both ends."
+    ctrl, crpo = inputs['control'], inputs['crpo']
+    t = ctrl['crpo_minus_this']
+    pref = markdown_table([{'measure': k, 'CRPO minus beta = 0': f"{v['mean_diff']:+.4f}", '95% CI': f"[{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]",
+                            'p': format_p(v.get('p', v.get('p_boot')), v.get('n_boot'))} for k, v in t.items()], ['measure', 'CRPO minus beta = 0', '95% CI', 'p'])
+    acc = (f"TangoFlux's implicit accuracy on the {crpo['n_pairs']} training pairs, start -> end: CRPO {crpo['agreement_start']['prefers_chosen']:.2f} -> "
+           f"{crpo['agreement_end']['prefers_chosen']:.2f}; beta = 0 {ctrl['agreement_start']['prefers_chosen']:.2f} -> {ctrl['agreement_end']['prefers_chosen']:.2f}.")
+    knob = inputs['knob']
+    kt = markdown_table([{'model': f"{n} ({m['folder']}, default s = {m['default']:g})",
+                          **{f'{x} at s = {s:g}': m[x]['mean'][j] for x in ('reward', 'listener') for j, s in enumerate(knob['scores'])}}
+                         for n, m in knob['models'].items()],
+                        ['model', *[f'{x} at s = {s:g}' for x in ('reward', 'listener') for s in knob['scores']]])
+    return ("## Each decision's share of the chain's change\n\nPost-processed; each decision against the row before it, and its share of "
+            f"the change from the baseline to CRPO:\n\n{shares_markdown(stage_shares(rows))}\n"
+            f"## What CRPO's preference term adds\n\nCRPO against the same pass with beta = 0 (the chosen clips' SFT term alone), "
+            f"raw held-out clips:\n\n{pref}\n{acc}\n\n## The knob at both ends of the chain\n\n"
+            f"Mean reward and listener score of {knob['prompts']} held-out clips at each knob value:\n\n{kt}\n")
+
 def is_evaluated(run: RunDir) -> bool:
-    "Is the table measured and its report written in `run`?"
-    return run.is_complete('eval') and (run.root/'report'/'index.html').exists()
+    "Is the table measured and its report (with the claim ledger) written in `run`?"
+    return run.is_complete('eval') and all((run.root/'report'/f).exists() for f in ('index.html', 'claims.csv'))
 
 # %% ../nbs/07_eval.ipynb #e02d9de1
 def load_clip_folder(wav_dir: str|Path, # the folder

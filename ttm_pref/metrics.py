@@ -4,7 +4,7 @@
 
 # %% ../nbs/foundations/metrics.ipynb #6ca09489
 from __future__ import annotations
-import json, os, tempfile
+import functools, json, os, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 from scipy import stats
+from threadpoolctl import threadpool_limits
 from safetensors.torch import save_file, safe_open
 
 from .core import RunDir, UserError
@@ -20,12 +21,19 @@ from .encoders import load_embedder
 from .listeners import ensure_panel, listener_score
 
 # %% auto #0
-__all__ = ['PER_CLIP', 'HELDOUT_FILE', 'HELDOUT_SEED', 'MEASURES', 'frechet_distance', 'frechet_distance_sqrtm', 'redrawn_fads',
-           'bootstrap_fad', 'paired_test', 'EvalTools', 'eval_tools', 'Evaluation', 'evaluate_clips', 'compare',
-           'as_stored', 'save_heldout', 'load_heldout', 'heldout_writer', 'heldout_clips', 'markdown_table', 'format_p',
-           'before_after_markdown']
+__all__ = ['PER_CLIP', 'HELDOUT_FILE', 'HELDOUT_SEED', 'MEASURES', 'single_blas_thread', 'frechet_distance',
+           'frechet_distance_sqrtm', 'redrawn_fads', 'bootstrap_fad', 'paired_test', 'EvalTools', 'eval_tools',
+           'Evaluation', 'evaluate_clips', 'compare', 'as_stored', 'save_heldout', 'load_heldout', 'heldout_writer',
+           'heldout_clips', 'markdown_table', 'format_p', 'before_after_markdown']
 
 # %% ../nbs/foundations/metrics.ipynb #465776bf
+def single_blas_thread(fn: Callable) -> Callable:
+    "Run `fn` with numpy's BLAS on one thread. Beside torch, whose idle threads keep spinning, a multi-threaded OpenBLAS runs batched eigen-decompositions up to 15 times slower."
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(1, user_api='blas'): return fn(*args, **kwargs)
+    return wrapper
+
 def _centred(emb, name: str) -> tuple[np.ndarray, np.ndarray]:
     "Mean and centred, scaled rows (so that the covariance is `X.T @ X`) of an embedding set."
     x = np.asarray(emb, dtype=np.float64)
@@ -34,6 +42,7 @@ def _centred(emb, name: str) -> tuple[np.ndarray, np.ndarray]:
     mu = x.mean(0)
     return mu, (x - mu) / np.sqrt(len(x) - 1)
 
+@single_blas_thread
 def frechet_distance(emb_a, # embeddings of one set, one row per clip [n_a, d]
                      emb_b # embeddings of the other set [n_b, d]
                     ) -> float:
@@ -59,6 +68,7 @@ def frechet_distance_sqrtm(emb_a, emb_b) -> tuple[float, float]:
     return float(d2), imag
 
 # %% ../nbs/foundations/metrics.ipynb #efa5c10e
+@single_blas_thread
 def redrawn_fads(emb, # embeddings of the generated clips [n, d]
                  ref_emb, # embeddings of the reference set [m, d]
                  idx: np.ndarray, # [k, n] row indices of each redraw

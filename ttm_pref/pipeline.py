@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from scipy import stats
 
 from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_json, is_main_process, shown_path
 from .world import ensure_world, is_world_cached
@@ -19,17 +20,17 @@ from .backbone import ensure_baseline, load_stage_model, make_codec, Inference, 
 from .reward import ensure_systems, ensure_reward
 from .score_sft import ensure_chain_heads, load_score_model, load_scored, generate_scored, score_folder, CHAIN_HEADS
 from .expert_iter import ensure_expert_iter
-from .crossload import ensure_crossload
-from .crpo import ensure_crpo
+from .crossload import ensure_crossload, ensure_crossload_study, DIRECTIONS
+from .crpo import ensure_crpo, ensure_crpo_control, ensure_knob_sweep, CONTROL
 from .postproc import ensure_postproc, is_postprocessed
-from .eval import ensure_eval, is_evaluated, ROWS, LABELS
+from .eval import ensure_eval, is_evaluated, run_ledger, ROWS, LABELS
 from .metrics import markdown_table
 from .assets import PAPER_ASSETS, missing_paper_assets
 
 # %% auto #0
-__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'Stage', 'get_stage', 'run_seed',
+__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'LEDGER_NULL', 'Stage', 'get_stage', 'run_seed',
            'check_run_seed', 'run_chain', 'stage_seconds', 'check_paper_assets', 'report_markdown', 'load_generator',
-           'compare_runs', 'compare_markdown']
+           'compare_runs', 'beyond_seed', 'compare_ledgers', 'compare_markdown']
 
 # %% ../nbs/09_pipeline.ipynb #361d3996
 @dataclass
@@ -60,6 +61,16 @@ def _eval_summary(folder: str) -> Callable[[RunDir], dict]:
         return {**m['eval'], 'p_vs_previous': {k: v.get('p', v.get('p_boot')) for k, v in m['vs_previous'].items()}}
     return summary
 
+def _study_summary(run: RunDir) -> dict:
+    return {name: {k: v['mean_diff'] for k, v in d['vs_native'].items()} for name, d in run.load('crossload_study')[2].items() if name in DIRECTIONS}
+
+def _control_summary(run: RunDir) -> dict:
+    m = run.load(CONTROL)[2]
+    return {'implicit_accuracy': m['agreement_end']['prefers_chosen'], 'crpo_minus_this': {k: v['mean_diff'] for k, v in m['crpo_minus_this'].items()}}
+
+def _knob_summary(run: RunDir) -> dict:
+    return {name: {k: m[k]['top_vs_default']['mean_diff'] for k in ('reward', 'listener')} for name, m in run.load('knob_sweep')[2]['models'].items()}
+
 def _separator_summary(run: RunDir) -> dict:
     m = run.load('separator')[2]
     return {k: m[k] for k in ('vocals_sdr', 'kept_sdr', 'kept_sdr_doing_nothing', 'instrumental_sdr', 'train_seconds')}
@@ -78,10 +89,15 @@ CHAIN = [
     Stage('baseline', ensure_baseline, 'baseline', 'FluxAudio-S flow-matching baseline'),
     Stage('systems', ensure_systems, 'systems', "several systems' clips of training prompts (the reward's generated data)"),
     Stage('reward', ensure_reward, 'reward', 'the TuneJury stand-in (and the baseline\'s held-out clips)', summary=_reward_summary),
-    Stage('score_sft', ensure_chain_heads, None, 'score-conditioned SFT with the global_adaln head (v1)', _heads_done, _heads_summary),
+    Stage('score_sft', ensure_chain_heads, None, "score-conditioned SFT: the chain's head v1 (global_adaln) and a native v2 (input_add)", _heads_done, _heads_summary),
     Stage('expert_iter', ensure_expert_iter, 'expert_iter', 'expert iteration on the global_adaln model', summary=_eval_summary('expert_iter')),
     Stage('crossload', ensure_crossload, 'crossload', 'Row 3: expert iteration cross-loaded v1 -> v2', summary=_eval_summary('crossload')),
+    Stage('crossload_study', lambda run, scale, progress=True: ensure_crossload_study(run, scale, progress), 'crossload_study',
+          'both cross-load directions (SFT v1 -> v2, v2 -> v1) against the native heads', summary=_study_summary),
     Stage('crpo', ensure_crpo, 'crpo', 'CRPO preference pass', summary=_eval_summary('crpo')),
+    Stage('crpo_control', ensure_crpo_control, CONTROL, 'the same CRPO pass with beta = 0 (what the preference term adds)', summary=_control_summary),
+    Stage('knob', lambda run, scale, progress=True: ensure_knob_sweep(run, scale, progress), 'knob_sweep',
+          'reward and listener score against the knob s, SFT model and final model', summary=_knob_summary),
     Stage('postproc', lambda run, scale, progress=True: ensure_postproc(run, scale, ROW_FOLDERS, progress), None,
           "a Demucs trained on the world's stems; three vocal-removal passes and -16.5 LUFS on every row's held-out clips",
           lambda run, scale: run.is_complete('separator') and is_postprocessed(run, ROW_FOLDERS), _separator_summary),
@@ -110,7 +126,7 @@ def _silenced(quiet: bool):
     if not quiet: yield; return
     with open(os.devnull, 'w') as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink): yield
 
-SEEDED = ('baseline', 'systems', 'reward', 'score_sft', 'expert_iter', 'crpo')  # the stages that train: another seed redraws them
+SEEDED = ('baseline', 'systems', 'reward', 'score_sft', 'expert_iter', 'crpo', 'crpo_control')  # the stages that train: another seed redraws them
 
 def _seed_folders(name: str) -> list[str]:
     return [score_folder(h) for h in CHAIN_HEADS] if name == 'score_sft' else [STAGES[name].folder]
@@ -261,7 +277,32 @@ def compare_runs(runs: list[RunDir] # two or more evaluated runs of one scale
     sub1 = next(s for s in stages if s.startswith('submission'))
     return {'runs': [shown_path(r.root) for r in runs], 'seeds': [run_seed(r) for r in runs],
             'rows': [{'stage': s, 'measure': m, **_spread([t[s][m] for t in tables])} for s in stages for m in MEASURES],
-            'chain_change': [{'measure': m, **_spread([t[sub1][m] - t['baseline'][m] for t in tables])} for m in MEASURES]}
+            'chain_change': [{'measure': m, **_spread([t[sub1][m] - t['baseline'][m] for t in tables])} for m in MEASURES],
+            'ledger': compare_ledgers([run_ledger(r) for r in runs])}
+
+def beyond_seed(values, # one estimate per run (seed)
+                null: float = 0.0, # the value the claim is tested against
+                alpha: float = 0.05) -> bool:
+    "Is the mean over seeds further from `null` than the seed-to-seed spread allows (one-sample t-test over the runs)?"
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2 or v.std(ddof=1) == 0: return bool(len(v) >= 2 and v.mean() != null)
+    return bool(stats.ttest_1samp(v, null).pvalue < alpha)
+
+LEDGER_NULL = {'crossload_v1_v2': 0.02}  # the value a claim's estimate is tested against across seeds (0 unless named); every_decision has none
+
+def compare_ledgers(ledgers: list[list[dict]] # one claim ledger per run, same claims in the same order
+                   ) -> list[dict]:
+    "Per claim: every run's estimate and verdict, their mean and spread, and whether the mean stands out from the seed-to-seed spread."
+    out = []
+    for entries in zip(*ledgers):
+        e0 = entries[0]
+        vals = [e['ours'] for e in entries]
+        row = {'key': e0['key'], 'claim': e0['claim'], 'paper': e0['paper'], **_spread(vals), 'verdicts': [e['verdict'] for e in entries],
+               'listeners': [e['listener'] for e in entries]}
+        row['same_verdict'] = len(set(row['verdicts'])) == 1
+        row['beyond_seed'] = None if e0['key'] == 'every_decision' else beyond_seed(vals, LEDGER_NULL.get(e0['key'], 0.0))
+        out.append(row)
+    return out
 
 def compare_markdown(cmp: dict # from `compare_runs`
                     ) -> str:
@@ -272,6 +313,14 @@ def compare_markdown(cmp: dict # from `compare_runs`
     change = markdown_table([{'measure': r['measure'], **cols(r)} for r in cmp['chain_change']], ['measure', *names, 'mean', 'sd'])
     rows = markdown_table([{'stage': LABELS.get(r['stage'], r['stage']), 'measure': r['measure'], **cols(r)} for r in cmp['rows']],
                           ['stage', 'measure', *names, 'mean', 'sd'])
-    return (f"# {len(names)} runs compared\n\n{runs}\n\n## The whole chain: Sub. 1 minus the baseline\n\n{change}\n"
+    def seed_word(r): return '' if r['beyond_seed'] is None else ('yes' if r['beyond_seed'] else 'no')
+    ledger = markdown_table([{'claim': r['claim'], 'paper': r['paper'], **{n: f"{v:+.4f}" for n, v in zip(names, r['values'])},
+                              'mean': f"{r['mean']:+.4f}", 'sd': f"{r['sd']:.4f}", 'verdicts': ' / '.join(r['verdicts']),
+                              'beyond the seed spread': seed_word(r)} for r in cmp['ledger']],
+                            ['claim', 'paper', *names, 'mean', 'sd', 'verdicts', 'beyond the seed spread'])
+    return (f"# {len(names)} runs compared\n\n{runs}\n\n## The claim ledger, run by run\n\n{ledger}\n"
+            "'Beyond the seed spread': a one-sample t-test over the runs of the claim's estimate against 0 (0.02 for the cross-load's "
+            "tolerance): is the effect larger than what a change of seed does?\n\n"
+            f"## The whole chain: Sub. 1 minus the baseline\n\n{change}\n"
             f"## Every row of the table (post-processed)\n\n{rows}")
 

@@ -121,6 +121,7 @@ class RewardModel(nn.Module):
         if int(self.text_dim): r = r - self.prompt_anchor(x)
         return r - self.centre
 
+# %% ../nbs/01_reward.ipynb #2f5bd586
 def bt_loss(r_a: torch.Tensor, r_b: torch.Tensor, # rewards of the A and B clips [P]
             label: torch.Tensor # 1 = A preferred, 0 = B, 0.5 = tie
            ) -> torch.Tensor:
@@ -143,6 +144,7 @@ class PairData:
     label: np.ndarray  # [P] 1 = A, 0 = B, 0.5 = tie
     kind: np.ndarray  # [P] pair kind (str)
 
+# %% ../nbs/01_reward.ipynb #508fe39e
 def generated_pairs(clip_source: np.ndarray, # [M] prompt of each pool clip
                     clip_kind: np.ndarray, # [M] kind of each pool clip
                     n_pairs: int, rng: np.random.Generator,
@@ -254,6 +256,7 @@ def pair_margins(model: RewardModel, data: PairData, idx: np.ndarray) -> torch.T
     model.eval(); xa, xb = pair_inputs(data, idx)
     return model(xa) - model(xb)
 
+# %% ../nbs/01_reward.ipynb #9cec8e24
 def train_reward(cfg: RewardConfig, # network and training settings
                  data: PairData, # the pool
                  masks: dict, # from `split_by_prompt`
@@ -387,6 +390,7 @@ class Reward:
         if len(audio) != len(captions): raise UserError(f'{len(audio)} clips but {len(captions)} captions')
         return self.from_features(self.features.audio(audio), self.features.text(captions))
 
+# %% ../nbs/01_reward.ipynb #1fa0365c
 def _baseline(run: RunDir, scale: str, progress: bool):
     "The baseline backbone (trained if missing) and its codec."
     model = ensure_baseline(run, scale, progress)
@@ -402,6 +406,7 @@ def baseline_heldout(run: RunDir, scale: str, progress: bool = True) -> torch.Te
     ensure_baseline(run, scale, progress)
     return heldout_clips(run, 'baseline', make)[0]
 
+# %% ../nbs/01_reward.ipynb #4b056f15
 def preference_bank(run: RunDir, scale: str) -> tuple:
     "The panel's preference data, its source prompts, and the source prompt index of every bank clip."
     prefs = ensure_preferences(run, scale)
@@ -434,6 +439,7 @@ def _pool(run: RunDir, scale: str, cfg: RewardConfig, feats: RewardFeatures, tra
     data = PairData(audio_feats, clip_source, clip_kind, feats.text(caps), caps, a, b, cap, label, kind)
     return data, bank_feats, source
 
+# %% ../nbs/01_reward.ipynb #184417ab
 def heldout_agreement(reward: Reward, run: RunDir, scale: str, progress: bool = True) -> dict:
     "Spearman correlation of reward and listener score on held-out renders, degraded renders and baseline clips."
     world, panel = ensure_world(run, scale), ensure_panel(run, scale)
@@ -467,6 +473,7 @@ def anchor_study(reward: Reward, agreement: dict, run: RunDir, scale: str) -> di
             'predicted_after': float((1 / (1 + np.exp(-(margin[test] - off[1])))).mean()),
             'logloss_before': logloss(margin[test], labels[test]), 'logloss_after': logloss(margin[test] - off[1], labels[test])}
 
+# %% ../nbs/01_reward.ipynb #f0180450
 def ensure_reward(run: RunDir, # the run directory (stage folder 'reward')
                   scale: str, # 'debug' | 'mini' | 'paper'
                   progress: bool = True,
@@ -511,6 +518,7 @@ def ensure_reward(run: RunDir, # the run directory (stage folder 'reward')
     tensors, cfg, metrics = run_stage(run, 'reward', build, write_extra=write, verbose=progress)
     return reward_from_state(tensors, cfg, reward_features(cfg, run, scale), metrics)
 
+# %% ../nbs/01_reward.ipynb #e2fef112
 def reward_from_state(tensors: dict, cfg: RewardConfig, features: RewardFeatures, metrics: dict|None = None) -> Reward:
     "Rebuild a `Reward` from saved weights and its features."
     in_dim = tensors['feat_mean'].shape[0]

@@ -35,7 +35,7 @@ __all__ = ['SCORE_HEADS', 'CHAIN_HEADS', 'ScoreConfig', 'ScoreEmbedder', 'ScoreB
 SCORE_HEADS = {'global_adaln': 'v1: added to the AdaLN global vector', 'input_add': 'v2: added to the audio input tokens',
                'audio_prepend': 'v3: a score token before the audio tokens', 'input_film': 'v4 (ours): FiLM on the audio input tokens',
                'text_prepend': 'v5: a score token before the text tokens'}
-CHAIN_HEADS = ('global_adaln',)  # the head the chain fine-tunes (expert iteration starts from it; the cross-load needs only v2's architecture)
+CHAIN_HEADS = ('global_adaln', 'input_add')  # the heads the chain fine-tunes: v1 (expert iteration starts from it) and a native v2 (the cross-load's yardstick)
 
 @register_config('score_sft',
     debug=dict(steps=12, batch_size=8, lr=1e-3, warmup=2, ckpt_every=6, knob_prompts=4),
@@ -116,7 +116,7 @@ def score_model_from_baseline(baseline: Backbone, # a trained backbone
     return model
 
 # %% ../nbs/02_score_sft.ipynb #cf531e23
-_DATA_CACHE: dict = {}  # (run, scale, degraded share) -> training data: the chain's two heads prepare it once
+_DATA_CACHE: dict = {}  # (run, scale, degraded share, reward version) -> training data: every head of a run prepares it once
 
 def score_training_data(run: RunDir, scale: str, # the run (its world, reward and preference bank)
                         bcfg: BackboneConfig, # the backbone's codec and text sizes
@@ -256,11 +256,13 @@ def ensure_chain_heads(run: RunDir, scale: str, progress: bool = True,
 def knob_sweep(model: ScoreBackbone, codec, captions: list[str], # the model and the prompts
                scores: tuple, # knob values
                reward, panel, # `reward(audio, captions)` and the listener panel
-               seed: int = HELDOUT_SEED, progress: bool = True) -> dict:
+               seed: int = HELDOUT_SEED, progress: bool = True,
+               made: dict|None = None # knob value -> clips already made at it (same prompts and seeds): measured, not sampled again
+              ) -> dict:
     "Reward and listener score [len(scores), P] of the same prompts and seeds at each knob value."
-    r, l = [], []
+    r, l, made = [], [], made or {}
     for s in tqdm(scores, desc='knob', disable=not progress):
-        audio = generate_scored(model, codec, captions, s, heldout_inference(model.cfg, seed), progress=False)
+        audio = made[s] if s in made else generate_scored(model, codec, captions, s, heldout_inference(model.cfg, seed), progress=False)
         r.append(reward(audio, captions)); l.append(listener_score(panel, audio, captions))
     return {'scores': [float(s) for s in scores], 'reward': np.array(r), 'listener': np.array(l)}
 
