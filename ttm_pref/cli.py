@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--until', default=None, help='stop after this stage')
     r.add_argument('--seed', type=int, default=None, help="train every stage from this seed (the world, the panel's judgments, "
                    'the instruments and the held-out prompts stay); one seed per run directory')
-    cp = sub.add_parser('compare', help="several runs' decomposition tables side by side, with mean and spread across runs")
+    cp = sub.add_parser('compare', help="several runs' claim ledgers and decomposition tables side by side, with mean and spread across runs")
     cp.add_argument('runs', nargs='+', metavar='RUN', help='evaluated run directories (two or more)')
     cp.add_argument('--json', default=None, help='write the comparison here as well')
     pa = sub.add_parser('params', help='print total, trainable and frozen parameter counts')

@@ -25,13 +25,15 @@ from .crpo import ensure_crpo_control, ensure_knob_sweep, CONTROL
 
 # %% auto #0
 __all__ = ['ROWS', 'LABELS', 'FINAL', 'COLUMNS', 'INFERENCE_KEYS', 'PANELS', 'PER_CLIP_NAME', 'CLAIMS', 'LEDGER_COLUMNS',
-           'VERDICTS', 'DECISIONS', 'SHARE_MEASURES', 'EvalConfig', 'table_row', 'submission_clips', 'table_clips',
-           'raw_table_clips', 'row_settings', 'check_one_inference', 'decomposition', 'plot_decomposition',
-           'climbing_prompt', 'largest_gains', 'side', 'listener_word', 'stage_shares', 'shares_markdown',
-           'claim_ledger', 'ledger_markdown', 'table_markdown', 'findings', 'listening_page', 'write_report',
-           'report_markdown', 'per_clip_values', 'raw_post_markdown', 'settings_markdown', 'ensure_eval',
-           'ledger_inputs', 'run_ledger', 'ledger_sections_markdown', 'is_evaluated', 'load_clip_folder', 'clip_table',
-           'write_eval_json', 'write_submission']
+           'VERDICTS', 'DECISIONS', 'SHARE_MEASURES', 'PREVIOUS', 'CLAIM_RULES', 'EvalConfig', 'table_row',
+           'submission_clips', 'table_clips', 'raw_table_clips', 'row_settings', 'check_one_inference', 'decomposition',
+           'plot_decomposition', 'climbing_prompt', 'largest_gains', 'side', 'listener_word', 'stage_shares',
+           'shares_markdown', 'Evidence', 'sft_improves_fad', 'expert_iteration_dominant', 'crossload_stays_close',
+           'reverse_crossload_collapses', 'crpo_within_noise', 'knob_saturated', 'every_decision_helps',
+           'reward_climbs', 'submissions_agree', 'claim_ledger', 'ledger_markdown', 'table_markdown', 'findings',
+           'listening_page', 'write_report', 'report_markdown', 'per_clip_values', 'raw_post_markdown',
+           'settings_markdown', 'ensure_eval', 'ledger_inputs', 'run_ledger', 'ledger_sections_markdown',
+           'is_evaluated', 'load_clip_folder', 'clip_table', 'write_eval_json', 'write_submission']
 
 # %% ../nbs/07_eval.ipynb #eddf2398
 ROWS = {'baseline': 'baseline', 'score_sft': 'score_sft.global_adaln', 'expert_iter': 'expert_iter',
@@ -200,32 +202,107 @@ SHARE_MEASURES = ('fad_clap', 'clap_score', 'reward', 'listener_score')
 
 def stage_shares(rows: list[dict] # the decomposition table (Rows 0-4 first, in order)
                 ) -> list[dict]:
-    "Per training decision and measure: its change against the row before and its share of the change from Row 0 to Row 4."
+    "Per training decision and measure: its change against the row before, and its size as a share of all four changes' sizes."
     by = {r['stage']: r for r in rows}
     chain = ['baseline', *DECISIONS]
-    total = {m: by[chain[-1]][m] - by[chain[0]][m] for m in SHARE_MEASURES}
-    out = []
-    for prev, stage in zip(chain, chain[1:]):
-        d = {m: by[stage][m] - by[prev][m] for m in SHARE_MEASURES}
-        out.append({'stage': stage, **{f'd_{m}': d[m] for m in SHARE_MEASURES},
-                    **{f'share_{m}': d[m] / total[m] if total[m] else float('nan') for m in SHARE_MEASURES}})
-    return out
+    d = [{m: by[stage][m] - by[prev][m] for m in SHARE_MEASURES} for prev, stage in zip(chain, chain[1:])]
+    moved = {m: sum(abs(x[m]) for x in d) for m in SHARE_MEASURES}
+    return [{'stage': stage, **{f'd_{m}': x[m] for m in SHARE_MEASURES},
+             **{f'share_{m}': abs(x[m]) / moved[m] if moved[m] else float('nan') for m in SHARE_MEASURES}} for stage, x in zip(DECISIONS, d)]
 
 def shares_markdown(shares: list[dict]) -> str:
-    "Each decision's change and share of the chain's change, as Markdown."
+    "Each decision's change and its share of the chain's movement, as Markdown."
     cells = [{'stage': LABELS[s['stage']], **{m: f"{s[f'd_{m}']:+.4f} ({100 * s[f'share_{m}']:.0f}%)" for m in SHARE_MEASURES}} for s in shares]
     return markdown_table(cells, ['stage', *SHARE_MEASURES])
 
 # %% ../nbs/07_eval.ipynb #358928e3
-def _fad_ci(r): return r['d_fad_clap'], r['d_fad_clap_ci_low'], r['d_fad_clap_ci_high']
+PREVIOUS = dict(zip(DECISIONS, ['baseline', *DECISIONS]))  # the row each decision is compared with
+
+@dataclass
+class Evidence:
+    "What the ledger's rules read: the table by row, the two whole-chain tests, the cross-load study and the knob sweep."
+    by: dict  # row name -> table row (post-processed)
+    tests: dict  # 'chain': compare(baseline, Sub. 1); 'submissions': compare(Sub. 1, Sub. 2)
+    study: dict  # `ensure_crossload_study`
+    knob: dict  # `ensure_knob_sweep`
+    alpha: float = 0.05
+
+    def change(self, stage: str, key: str) -> float: return self.by[stage][key] - self.by[PREVIOUS[stage]][key]
+    def fad(self, stage: str) -> tuple: r = self.by[stage]; return r['d_fad_clap'], r['d_fad_clap_ci_low'], r['d_fad_clap_ci_high']
+    def listener(self, stage: str) -> str: return listener_word(self.change(stage, 'listener_score'), self.by[stage]['p_listener_score'], self.alpha)
+    def heard(self, t: dict) -> str: return listener_word(t['listener']['mean_diff'], t['listener']['p'], self.alpha)
 
 def _moved(t: dict, alpha: float) -> list[str]:
     "The measures of a `compare` result that moved beyond noise."
     out = [k for k in ('clap_score', 'reward') if t[k]['p'] < alpha]
     return out + (['fad_clap'] if side(t['fad_clap']['ci_low'], t['fad_clap']['ci_high']) else [])
 
-def _as_test(prev: dict, row: dict, key: str, p: str) -> dict:
-    return {'mean_diff': row[key] - prev[key], 'p': row[p]}
+def sft_improves_fad(e: Evidence) -> dict:
+    d, lo, hi = e.fad('score_sft')
+    return _entry('sft_fad', d, lo, hi, e.listener('score_sft'), side(lo, hi, -1), 'FAD-CLAP change, SFT against the baseline')
+
+def expert_iteration_dominant(e: Evidence) -> dict:
+    d, lo, hi = e.fad('expert_iter')
+    largest = min(DECISIONS, key=lambda s: e.by[s]['d_fad_clap'])
+    heard_most = max(DECISIONS, key=lambda s: e.change(s, 'listener_score')) == 'expert_iter'
+    v = side(lo, hi, -1)
+    return _entry('expert_dominant', d, lo, hi, e.listener('expert_iter') + ('; the largest listener gain of the four' if heard_most else ''),
+                  1 if v == 1 and largest == 'expert_iter' else min(v, 0),
+                  f'FAD-CLAP change, expert iteration against SFT; the largest fall of the four: {LABELS[largest]}')
+
+def crossload_stays_close(e: Evidence) -> dict:
+    t = e.study['v1 -> v2']['vs_native']; f = t['fad_clap']
+    return _entry('crossload_v1_v2', f['mean_diff'], f['ci_low'], f['ci_high'], e.heard(t),
+                  1 if f['ci_high'] <= 0.02 else -1 if f['ci_low'] > 0.02 else 0, 'FAD-CLAP, SFT v1 loaded into v2 minus a native SFT v2')
+
+def reverse_crossload_collapses(e: Evidence) -> dict:
+    t = e.study['v2 -> v1']['vs_native']; r, f = t['reward'], t['fad_clap']
+    worse, better = (r['ci_high'] < 0) + (f['ci_low'] > 0), (r['ci_low'] > 0) + (f['ci_high'] < 0)
+    return _entry('crossload_v2_v1', r['mean_diff'], r['ci_low'], r['ci_high'], e.heard(t), 1 if worse == 2 else -1 if better and not worse else 0,
+                  f"reward, SFT v2 loaded into v1 minus a native SFT v1 (FAD-CLAP {f['mean_diff']:+.4f} [{f['ci_low']:+.4f}, {f['ci_high']:+.4f}])")
+
+def crpo_within_noise(e: Evidence) -> dict:
+    c, (d, lo, hi) = e.by['crpo'], e.fad('crpo')
+    moved = [k for k in ('clap_score', 'reward') if c[f'p_{k}'] < e.alpha] + (['fad_clap'] if side(lo, hi) else [])
+    return _entry('crpo_noise', d, lo, hi, e.listener('crpo'), 0 if moved else 1,
+                  'FAD-CLAP change, CRPO against the cross-load; moved beyond noise: ' + (', '.join(moved) or 'nothing'))
+
+def knob_saturated(e: Evidence) -> dict:
+    fin, sft = e.knob['models']['final'], e.knob['models']['score_sft']
+    t, s = fin['reward']['top_vs_default'], sft['reward']['top_vs_default']
+    return _entry('knob_saturated', t['mean_diff'], t['ci_low'], t['ci_high'],
+                  listener_word(fin['listener']['top_vs_default']['mean_diff'], fin['listener']['top_vs_default']['p'], e.alpha), 1 if t['ci_low'] <= 0 else 0,
+                  f"reward at s = {e.knob['scores'][-1]:g} minus at the default s = {fin['default']:g}, final model, {e.knob['prompts']} prompts "
+                  f"(the SFT model: {s['mean_diff']:+.3f}, p = {s['p']:.2g})")
+
+def every_decision_helps(e: Evidence) -> dict:
+    right = sig_right = sig_wrong = 0
+    for s in DECISIONS:
+        for key in ('reward', 'clap_score'):
+            good = e.change(s, key) > 0
+            right += good
+            if e.by[s][f'p_{key}'] < e.alpha: sig_right += good; sig_wrong += not good
+        v = side(*e.fad(s)[1:], -1)
+        right += e.by[s]['d_fad_clap'] < 0; sig_right += v == 1; sig_wrong += v == -1
+    up = sum(e.change(s, 'listener_score') > 0 for s in DECISIONS)
+    sig = [e.change(s, 'listener_score') for s in DECISIONS if e.by[s]['p_listener_score'] < e.alpha]
+    return _entry('every_decision', float(right), None, None,
+                  f'{up} of 4 decisions raise the listener score ({sum(d > 0 for d in sig)} beyond noise; {sum(d < 0 for d in sig)} lower it beyond noise)',
+                  1 if right == 12 and not sig_wrong else -1 if sig_wrong > sig_right else 0,
+                  f'moves in the claimed direction, of 12 (4 decisions x 3 measures); beyond noise: {sig_right} right, {sig_wrong} wrong')
+
+def reward_climbs(e: Evidence) -> dict:
+    t = e.tests['chain']['reward']
+    return _entry('reward_climbs', t['mean_diff'], t['ci_low'], t['ci_high'], e.heard(e.tests['chain']), side(t['ci_low'], t['ci_high'], 1),
+                  'reward, Sub. 1 minus the baseline')
+
+def submissions_agree(e: Evidence) -> dict:
+    t = e.tests['submissions']; f, moved = t['fad_clap'], _moved(t, e.alpha)
+    return _entry('submissions_agree', f['mean_diff'], f['ci_low'], f['ci_high'], e.heard(t), 0 if moved else 1,
+                  'FAD-CLAP, Sub. 2 (seed 55) minus Sub. 1 (seed 42); moved beyond noise: ' + (', '.join(moved) or 'nothing'))
+
+CLAIM_RULES = [sft_improves_fad, expert_iteration_dominant, crossload_stays_close, reverse_crossload_collapses, crpo_within_noise,
+               knob_saturated, every_decision_helps, reward_climbs, submissions_agree]  # in the order of `CLAIMS`
 
 def claim_ledger(rows: list[dict], # the decomposition table (post-processed)
                  tests: dict, # 'chain': compare(baseline, Sub. 1); 'submissions': compare(Sub. 1, Sub. 2)
@@ -233,65 +310,8 @@ def claim_ledger(rows: list[dict], # the decomposition table (post-processed)
                  knob: dict, # `ensure_knob_sweep`: the knob on the SFT and the final model
                  alpha: float = 0.05) -> list[dict]:
     "The nine claims of the paper page, each with ours, its 95% interval, the listeners' verdict and a verdict word."
-    by = {r['stage']: r for r in rows}
-    prev = dict(zip(DECISIONS, ['baseline', *DECISIONS]))
-    lis = {s: listener_word(by[s]['listener_score'] - by[prev[s]]['listener_score'], by[s]['p_listener_score'], alpha) for s in DECISIONS}
-    out = [_entry('sft_fad', *_fad_ci(by['score_sft']), lis['score_sft'], side(*_fad_ci(by['score_sft'])[1:], -1),
-                  'FAD-CLAP change, SFT against the baseline')]
-    d_fad = {s: by[s]['d_fad_clap'] for s in DECISIONS}
-    ei = side(*_fad_ci(by['expert_iter'])[1:], -1)
-    dominant = min(d_fad, key=d_fad.get) == 'expert_iter'
-    d_lis = {s: by[s]['listener_score'] - by[prev[s]]['listener_score'] for s in DECISIONS}
-    out.append(_entry('expert_dominant', *_fad_ci(by['expert_iter']),
-                      lis['expert_iter'] + ('; the largest listener gain of the four' if max(d_lis, key=d_lis.get) == 'expert_iter' else ''),
-                      1 if ei == 1 and dominant else -1 if ei == -1 else 0,
-                      f"FAD-CLAP change, expert iteration against SFT; the largest fall of the four: {LABELS[min(d_fad, key=d_fad.get)]}"))
-    v12, v21 = study['v1 -> v2']['vs_native'], study['v2 -> v1']['vs_native']
-    f = v12['fad_clap']
-    out.append(_entry('crossload_v1_v2', f['mean_diff'], f['ci_low'], f['ci_high'], listener_word(v12['listener']['mean_diff'], v12['listener']['p'], alpha),
-                      1 if f['ci_high'] <= 0.02 else -1 if f['ci_low'] > 0.02 else 0, 'FAD-CLAP, SFT v1 loaded into v2 minus a native SFT v2'))
-    r, f = v21['reward'], v21['fad_clap']
-    worse, better = (r['ci_high'] < 0) + (f['ci_low'] > 0), (r['ci_low'] > 0) + (f['ci_high'] < 0)
-    out.append(_entry('crossload_v2_v1', r['mean_diff'], r['ci_low'], r['ci_high'], listener_word(v21['listener']['mean_diff'], v21['listener']['p'], alpha),
-                      1 if worse == 2 else -1 if better and not worse else 0,
-                      f"reward, SFT v2 loaded into v1 minus a native SFT v1 (FAD-CLAP {f['mean_diff']:+.4f} [{f['ci_low']:+.4f}, {f['ci_high']:+.4f}])"))
-    c = by['crpo']
-    moved = [k for k, pk in (('clap_score', 'p_clap_score'), ('reward', 'p_reward')) if c[pk] < alpha] + (['fad_clap'] if side(*_fad_ci(c)[1:]) else [])
-    out.append(_entry('crpo_noise', *_fad_ci(c), lis['crpo'], 0 if moved else 1,
-                      'FAD-CLAP change, CRPO against the cross-load; moved beyond noise: ' + (', '.join(moved) or 'nothing')))
-    fin, sft = knob['models']['final'], knob['models']['score_sft']
-    t, top = fin['reward']['top_vs_default'], knob['scores'][-1]
-    out.append(_entry('knob_saturated', t['mean_diff'], t['ci_low'], t['ci_high'],
-                      listener_word(fin['listener']['top_vs_default']['mean_diff'], fin['listener']['top_vs_default']['p'], alpha),
-                      1 if t['ci_low'] <= 0 else 0,
-                      f"reward at s = {top:g} minus at the default s = {fin['default']:g}, final model, {knob['prompts']} prompts "
-                      f"(the SFT model: {sft['reward']['top_vs_default']['mean_diff']:+.3f}, p = {sft['reward']['top_vs_default']['p']:.2g})"))
-    right = wrong = sig_right = sig_wrong = 0
-    for s in DECISIONS:
-        for key, pk, sign in (('reward', 'p_reward', 1), ('clap_score', 'p_clap_score', 1)):
-            good = sign * (by[s][key] - by[prev[s]][key]) > 0
-            right += good; wrong += not good
-            if by[s][pk] < alpha: sig_right += good; sig_wrong += not good
-        v = side(*_fad_ci(by[s])[1:], -1)
-        right += by[s]['d_fad_clap'] < 0; wrong += by[s]['d_fad_clap'] >= 0
-        sig_right += v == 1; sig_wrong += v == -1
-    up = sum(d > 0 for d in d_lis.values())
-    sig_up = sum(d_lis[s] > 0 and by[s]['p_listener_score'] < alpha for s in DECISIONS)
-    sig_down = sum(d_lis[s] < 0 and by[s]['p_listener_score'] < alpha for s in DECISIONS)
-    out.append(_entry('every_decision', float(right), None, None,
-                      f'{up} of 4 decisions raise the listener score ({sig_up} beyond noise; {sig_down} lower it beyond noise)',
-                      1 if right == 12 and not sig_wrong else -1 if sig_wrong > sig_right else 0,
-                      f'moves in the claimed direction, of 12 (4 decisions x 3 measures); beyond noise: {sig_right} right, {sig_wrong} wrong'))
-    t = tests['chain']['reward']
-    out.append(_entry('reward_climbs', t['mean_diff'], t['ci_low'], t['ci_high'],
-                      listener_word(tests['chain']['listener']['mean_diff'], tests['chain']['listener']['p'], alpha),
-                      side(t['ci_low'], t['ci_high'], 1), 'reward, Sub. 1 minus the baseline'))
-    s = tests['submissions']
-    moved = _moved(s, alpha)
-    out.append(_entry('submissions_agree', s['fad_clap']['mean_diff'], s['fad_clap']['ci_low'], s['fad_clap']['ci_high'],
-                      listener_word(s['listener']['mean_diff'], s['listener']['p'], alpha), 0 if moved else 1,
-                      'FAD-CLAP, Sub. 2 (seed 55) minus Sub. 1 (seed 42); moved beyond noise: ' + (', '.join(moved) or 'nothing')))
-    return out
+    evidence = Evidence({r['stage']: r for r in rows}, tests, study, knob, alpha)
+    return [rule(evidence) for rule in CLAIM_RULES]
 
 def ledger_markdown(ledger: list[dict]) -> str:
     "The ledger as Markdown: one row per claim."
@@ -541,7 +561,7 @@ def run_ledger(run: RunDir) -> list[dict]:
     return claim_ledger(run.load('eval')[2]['rows'], run.load('eval')[2]['tests'], inputs['study'], inputs['knob'])
 
 def ledger_sections_markdown(rows: list[dict], inputs: dict) -> str:
-    "report.md's sections behind the ledger: each decision's share of the chain's change, what CRPO's preference term adds, the knob at both ends."
+    "report.md's sections behind the ledger: each decision's share of the chain's movement, what CRPO's preference term adds, the knob at both ends."
     ctrl, crpo = inputs['control'], inputs['crpo']
     t = ctrl['crpo_minus_this']
     pref = markdown_table([{'measure': k, 'CRPO minus beta = 0': f"{v['mean_diff']:+.4f}", '95% CI': f"[{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]",
@@ -553,8 +573,8 @@ def ledger_sections_markdown(rows: list[dict], inputs: dict) -> str:
                           **{f'{x} at s = {s:g}': m[x]['mean'][j] for x in ('reward', 'listener') for j, s in enumerate(knob['scores'])}}
                          for n, m in knob['models'].items()],
                         ['model', *[f'{x} at s = {s:g}' for x in ('reward', 'listener') for s in knob['scores']]])
-    return ("## Each decision's share of the chain's change\n\nPost-processed; each decision against the row before it, and its share of "
-            f"the change from the baseline to CRPO:\n\n{shares_markdown(stage_shares(rows))}\n"
+    return ("## Each decision's share of the chain's movement\n\nPost-processed; each decision against the row before it, and its size as "
+            f"a share of all four decisions' sizes (|Δ| / Σ|Δ|):\n\n{shares_markdown(stage_shares(rows))}\n"
             f"## What CRPO's preference term adds\n\nCRPO against the same pass with beta = 0 (the chosen clips' SFT term alone), "
             f"raw held-out clips:\n\n{pref}\n{acc}\n\n## The knob at both ends of the chain\n\n"
             f"Mean reward and listener score of {knob['prompts']} held-out clips at each knob value:\n\n{kt}\n")

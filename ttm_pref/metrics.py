@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 from scipy import stats
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 from safetensors.torch import save_file, safe_open
 
 from .core import RunDir, UserError
@@ -27,11 +27,14 @@ __all__ = ['PER_CLIP', 'HELDOUT_FILE', 'HELDOUT_SEED', 'MEASURES', 'single_blas_
            'heldout_clips', 'markdown_table', 'format_p', 'before_after_markdown']
 
 # %% ../nbs/foundations/metrics.ipynb #465776bf
+@functools.cache
+def _blas_threads() -> ThreadpoolController: return ThreadpoolController()  # finding the loaded libraries once
+
 def single_blas_thread(fn: Callable) -> Callable:
     "Run `fn` with numpy's BLAS on one thread. Beside torch, whose idle threads keep spinning, a multi-threaded OpenBLAS runs batched eigen-decompositions up to 15 times slower."
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with threadpool_limits(1, user_api='blas'): return fn(*args, **kwargs)
+        with _blas_threads().limit(limits=1, user_api='blas'): return fn(*args, **kwargs)
     return wrapper
 
 def _centred(emb, name: str) -> tuple[np.ndarray, np.ndarray]:

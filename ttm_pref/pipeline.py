@@ -101,7 +101,7 @@ CHAIN = [
     Stage('postproc', lambda run, scale, progress=True: ensure_postproc(run, scale, ROW_FOLDERS, progress), None,
           "a Demucs trained on the world's stems; three vocal-removal passes and -16.5 LUFS on every row's held-out clips",
           lambda run, scale: run.is_complete('separator') and is_postprocessed(run, ROW_FOLDERS), _separator_summary),
-    Stage('eval', lambda run, scale, progress=True: ensure_eval(run, scale, stage_seconds(run), progress), None,
+    Stage('eval', lambda run, scale, progress=True: ensure_eval(run, scale, stage_seconds(run), progress), 'eval',
           'the decomposition table, its figure and the listening page (report/)', lambda run, scale: is_evaluated(run), _eval_table_summary),
 ]
 STAGES = {s.name: s for s in CHAIN}
@@ -170,11 +170,12 @@ def run_chain(out: str|Path, # the run directory
             if verbose: print(f'[{stage.name}] not built yet')
         else:
             was_done = stage.is_done(run, scale)
+            measured = bool(stage.folder) and run.is_complete(stage.folder)  # its results exist: a rebuild only rewrites what is made from them
             t0 = time.time()
             extra = {'seed': seed} if seed is not None and stage.name in SEEDED else {}
             with _silenced(not verbose): stage.ensure(run, scale, progress=verbose, **extra)
             seconds = round(time.time() - t0, 2)
-            if not was_done: run.record_time(stage.name, seconds)
+            if not (was_done or measured): run.record_time(stage.name, seconds)
             rows.append({'stage': stage.name, 'status': 'skipped' if was_done else 'built', 'seconds': seconds,
                          'what': stage.what, 'metrics': _stage_metrics(run, stage, scale)})
             if verbose: print(f"== {stage.name}: {'found, skipped' if was_done else 'built'} in {seconds:.1f}s", flush=True)

@@ -415,8 +415,8 @@ def bench_markdown(res: dict # from `run_bench`
             {'measure': 'training step', 'value': f"{t['step_seconds'] * 1e3:.0f} ms",
              'note': f"batch {t['batch']}: {t['gflops']:.0f} GFLOP/s = {t['fraction_of_peak']:.0%} of peak"},
             {'measure': 'Fréchet distance', 'value': f"{f['fast_seconds'] * 1e3:.1f} ms",
-             'note': f"{f['n_a']} vs {f['n_b']} in {f['dim']} dims; sqrtm {f['sqrtm_seconds'] * 1e3:.0f} ms: "
-                     f"{f['speedup']:.0f}x faster, relative difference {f['rel_error']:.1e}"}]
+             'note': f"{f['n_a']} vs {f['n_b']} in {f['dim']} dims; sqrtm {f['sqrtm_seconds'] * 1e3:.1f} ms, "
+                     f"{f['speedup']:.2g} times as long; relative difference {f['rel_error']:.1e}"}]
     md = f"`ttm_pref bench` at `{res['scale']}` scale, {res['threads']} threads\n\n" + markdown_table(rows, ['measure', 'value', 'note'])
     if res['stage_seconds']:
         st = res['stage_seconds']

@@ -259,10 +259,10 @@ def knob_sweep(model: ScoreBackbone, codec, captions: list[str], # the model and
                seed: int = HELDOUT_SEED, progress: bool = True,
                made: dict|None = None # knob value -> clips already made at it (same prompts and seeds): measured, not sampled again
               ) -> dict:
-    "Reward and listener score [len(scores), P] of the same prompts and seeds at each knob value."
+    "Reward and listener score [len(scores), P] of the same prompts and seeds at each knob value, measured on the clips as stored (16-bit)."
     r, l, made = [], [], made or {}
     for s in tqdm(scores, desc='knob', disable=not progress):
-        audio = made[s] if s in made else generate_scored(model, codec, captions, s, heldout_inference(model.cfg, seed), progress=False)
+        audio = made[s] if s in made else as_stored(generate_scored(model, codec, captions, s, heldout_inference(model.cfg, seed), progress=False))
         r.append(reward(audio, captions)); l.append(listener_score(panel, audio, captions))
     return {'scores': [float(s) for s in scores], 'reward': np.array(r), 'listener': np.array(l)}
 
