@@ -62,6 +62,8 @@ ASSETS: dict[str, PaperAsset] = {a.env: a for a in [
                'it comes with MMAudio\'s released weights (the MeanAudio model collection carries it too)'),
     PaperAsset('TTM_PREF_VOCODER', 'the 16 kHz BigVGAN vocoder weights best_netG.pt',
                'it comes with MMAudio\'s released weights, beside v1-16.pth (the MeanAudio model collection carries it too)'),
+    PaperAsset('TTM_PREF_TUNEJURY', "TuneJury's released reward head (a torch checkpoint of its net.* layers)",
+               'it is published with the TuneJury repository (its checkpoints folder)'),
     PaperAsset('TTM_PREF_PREFS', 'human A-vs-B preference pairs (Music Arena, MusicPrefs, AIME, SongEval)',
                'they are the public preference sets the paper names', 'folder'),
     PaperAsset('TTM_PREF_DEMUCS_REPO', 'a Demucs folder with mdx_extra.yaml and its checkpoints',

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import inspect, json, time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,9 +17,10 @@ from scipy.optimize import minimize
 from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
 
-from .core import StageConfig, register_config, make_config, RunDir, run_stage, seed_everything, UserError, count_params
+from .core import StageConfig, register_config, make_config, RunDir, run_stage, seed_everything, UserError, count_params, shown_path
 from .world import ensure_world
 from .encoders import load_embedder, EMBEDDERS
+from .assets import asset_path, read_weights, fit_state
 from .listeners import (ensure_panel, ensure_preferences, listener_score, hear, taste_terms, rater_votes,
                                 votes_to_labels, random_degradations)
 from .metrics import heldout_clips, HELDOUT_SEED, eval_tools, evaluate_clips, as_stored
@@ -30,7 +32,7 @@ __all__ = ['GEN_PAIR_KINDS', 'RewardConfig', 'RewardFeatures', 'reward_features'
            'pair_inputs', 'pair_margins', 'train_reward', 'pairwise_accuracy', 'accuracy_by_kind', 'calibration_bins',
            'term_visibility', 'best_of_n', 'anchor_calibration', 'Reward', 'baseline_heldout', 'preference_bank',
            'heldout_agreement', 'anchor_study', 'ensure_reward', 'reward_from_state', 'reward_scores',
-           'scored_degraded_renders', 'ensure_best_of_n', 'plot_best_of_n']
+           'scored_degraded_renders', 'tunejury_model', 'load_tunejury', 'ensure_best_of_n', 'plot_best_of_n']
 
 # %% ../nbs/01_reward.ipynb #a115b99a
 @register_config('reward',
@@ -538,6 +540,31 @@ def scored_degraded_renders(run: RunDir, scale: str) -> tuple[torch.Tensor, list
     prefs, caps, source = preference_bank(run, scale)
     S = len(caps)
     return prefs.audio[S:], [caps[i] for i in source[S:]], reward_scores(run)['bank'][S:]
+
+# %% ../nbs/01_reward.ipynb #fb1f8f5a
+def tunejury_model(state: dict, # TuneJury's checkpoint: its `net.*` tensors, or `{'state_dict': ...}` around them
+                   name: str = "TuneJury's checkpoint" # how messages name it
+                  ) -> RewardModel:
+    "TuneJury's head as a `RewardModel` (widths read off the weights; no standardisation, no anchor, no centring)."
+    sd = state.get('state_dict', state) if isinstance(state, dict) else None
+    if not isinstance(sd, dict) or not any(k.startswith('net.') and k.endswith('.weight') for k in sd):
+        raise UserError(f'{name} holds no net.* layers: it is not a TuneJury reward head')
+    linear = sorted(int(k.split('.')[1]) for k, v in sd.items() if k.startswith('net.') and k.endswith('.weight') and v.ndim == 2)
+    widths = [sd[f'net.{i}.weight'].shape[0] for i in linear]
+    if widths[-1] != 1: raise UserError(f'{name} ends in {widths[-1]} outputs, not one score')
+    model = RewardModel(sd[f'net.{linear[0]}.weight'].shape[1], tuple(widths[:-1]), dropout=0.5, text_dim=0)
+    identity = {k: v for k, v in model.state_dict().items() if not k.startswith('net.')}  # feat_mean 0, feat_std 1, centre 0, no anchor
+    return fit_state(model, {**identity, **sd}, name, 'a TuneJury head').eval()
+
+def load_tunejury(path: str|Path|None = None, # the checkpoint (default: $TTM_PREF_TUNEJURY)
+                  features: RewardFeatures|None = None, # default: the paper config's (LAION-CLAP audio, MERT, LAION-CLAP text), from their own variables
+                  paths: dict|None = None # the feature adapters' local files, as `reward_features` takes them
+                 ) -> Reward:
+    "TuneJury's released reward, ready to score clips: `reward(audio, captions)`."
+    p = asset_path('TTM_PREF_TUNEJURY', path)
+    model = tunejury_model(read_weights(p), shown_path(p))
+    cfg = make_config('reward', 'paper')
+    return Reward(model, features or reward_features(cfg, paths=paths), cfg, {'source': 'TuneJury', 'file': p.name})
 
 # %% ../nbs/01_reward.ipynb #7cf4b517
 def ensure_best_of_n(run: RunDir, # a run with a reward and a baseline
