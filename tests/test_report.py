@@ -87,6 +87,7 @@ def test_paper_scale_stops_at_once_naming_what_is_missing(tmp_path):
     res = ttm('run', '--scale', 'paper', '--out', tmp_path/'paper')
     one_line_error(res, 'LAION-CLAP music checkpoint')
     assert not (tmp_path/'paper').exists()
+    assert 'GPU-hours' in res.stdout and '| score_sft |' in res.stdout  # what the chain would cost comes first
 
 def _browser():
     chromium = shutil.which('chromium') or shutil.which('chromium-browser')

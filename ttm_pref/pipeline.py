@@ -26,6 +26,7 @@ from .postproc import ensure_postproc, is_postprocessed
 from .eval import ensure_eval, is_evaluated, run_ledger, ROWS, LABELS
 from .metrics import markdown_table
 from .assets import PAPER_ASSETS, missing_paper_assets
+from .scale import chain_costs, costs_markdown
 
 # %% auto #0
 __all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'LEDGER_NULL', 'Stage', 'get_stage', 'run_seed',
@@ -158,7 +159,9 @@ def run_chain(out: str|Path, # the run directory
     "Run every landed stage of the chain at `scale` in `out`, skipping what is complete; write a report."
     if scale not in SCALES: raise UserError(f'unknown scale {scale!r}; choose one of {", ".join(SCALES)}')
     if until is not None and until not in STAGES: raise UserError(f'unknown stage {until!r}; stages are: {", ".join(STAGES)}')
-    if scale == 'paper': check_paper_assets()
+    if scale == 'paper':
+        if verbose and is_main_process(): print(costs_markdown(chain_costs('paper')), flush=True)  # what it will cost, before anything
+        check_paper_assets()
     run = RunDir(out)
     if seed is None: seed = run_seed(run)  # a resumed run keeps the seed it was started with
     else: check_run_seed(run, seed)

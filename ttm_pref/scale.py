@@ -18,16 +18,19 @@ from .core import (StageConfig, register_config, make_config, RunDir, UserError,
 from .metrics import frechet_distance, frechet_distance_sqrtm, markdown_table
 from .backbone import (heldout_inference, matmul_peak_gflops, flop_counter, build_backbone, make_codec, encode_text, sample, null_text, flow_batch,
                                flow_matching_loss, Backbone, load_fluxaudio)
-from .score_sft import ScoreBackbone, generate_scored
+from .score_sft import ScoreBackbone, generate_scored, CHAIN_HEADS
+from .expert_iter import ExpertConfig
+from .crpo import CrpoConfig
 from .mel_vae import MelVAEConfig, BigVGANConfig, MelVAECodec
 from .assets import load_paper_text, load_mmaudio_vae, load_bigvgan
 
 # %% auto #0
 __all__ = ['PAPER_TEXT_ASSETS', 'GPUS', 'PAPER_GPU', 'PAPER_WEIGHTS', 'BENCH_CAPTION', 'HashedTextEncoder', 'scale_text_encoder',
-           'random_weight_model', 'guided_step_flops', 'gpu_estimate', 'paper_scale_clip', 'clip_report_lines',
-           'PaperWeight', 'paper_weights_help', 'find_paper_weights', 'codec_configs', 'FluxAudioGenerator',
-           'load_paper_generator', 'BenchConfig', 'bench_sampler', 'train_step_flops', 'bench_train', 'bench_frechet',
-           'run_bench', 'bench_markdown', 'write_bench', 'op_time_shares', 'shares_markdown']
+           'random_weight_model', 'guided_step_flops', 'gpu_estimate', 'chain_work', 'chain_costs', 'costs_markdown',
+           'paper_scale_clip', 'clip_report_lines', 'PaperWeight', 'paper_weights_help', 'find_paper_weights',
+           'codec_configs', 'FluxAudioGenerator', 'load_paper_generator', 'BenchConfig', 'bench_sampler',
+           'train_step_flops', 'bench_train', 'bench_frechet', 'run_bench', 'bench_markdown', 'write_bench',
+           'op_time_shares', 'shares_markdown']
 
 # %% ../nbs/08_scale.ipynb #05fa2b6e
 class HashedTextEncoder:
@@ -115,6 +118,53 @@ def gpu_estimate(flops: float, # the work
         out[f'{dtype}_at_peak_s'] = flops / (tflops * 1e12)
         out[f'{dtype}_at_fraction_s'] = out[f'{dtype}_at_peak_s'] / fraction_of_peak
     return out
+
+# %% ../nbs/08_scale.ipynb #8a948740
+def chain_work(scale: str = 'paper' # whose configs
+              ) -> list[dict]:
+    "Per stage of the chain: clips sampled and training examples, from the configs of `scale`."
+    world, score = make_config('world', scale), make_config('score_sft', scale)
+    ei, crpo = make_config('expert_iter', scale), make_config('crpo', scale)
+    held = world.n_heldout
+    rows = [('baseline', held, 0, 'held-out clips (the weights are loaded at the paper scale, trained below it)'),
+            ('score_sft', len(CHAIN_HEADS) * held, len(CHAIN_HEADS) * score.steps * score.batch_size, f'{len(CHAIN_HEADS)} heads'),
+            ('expert_iter', ei.n_prompts * ei.per_prompt + held, (ei.steps + ei.polish_steps) * ei.batch_size, 'candidates, training, held-out clips'),
+            ('crossload', held, 0, 'held-out clips'),
+            ('crossload_study', 2 * held, 0, 'both directions'),
+            ('crpo', crpo.n_prompts * crpo.n_candidates + held, crpo.steps * crpo.batch_size * 2 * 4 / 3, 'candidates; chosen and rejected, with the reference'),
+            ('crpo_control', held, crpo.steps * crpo.batch_size * 2 * 4 / 3, 'the same pass with beta = 0'),
+            ('knob', len(score.knob_scores) * score.knob_prompts * 2, 0, 'two models, every knob value'),
+            ('eval', held, 0, 'the seed-55 submission')]
+    return [{'stage': s, 'clips': int(c), 'train_examples': int(t), 'what': w} for s, c, t, w in rows]
+
+def chain_costs(scale: str = 'paper', # whose configs and model sizes
+                gpu: str = PAPER_GPU, # a key of `GPUS`
+                fraction_of_peak: float = 0.4 # the share of the bf16 peak the code reaches (`ttm_pref bench` measures it on a CPU)
+               ) -> list[dict]:
+    "`chain_work` with its FLOPs (counted on the meta device) and the hours on `gpu` in bf16 at `fraction_of_peak`."
+    bcfg = make_config('backbone', scale)
+    steps = heldout_inference(bcfg).steps
+    with torch.device('meta'):
+        model = ScoreBackbone(bcfg, make_config('score_sft', scale))
+        per_clip = steps * guided_step_flops(model, 1)
+        x = torch.randn(1, bcfg.latent_channels, bcfg.latent_frames)
+        with flop_counter() as counter:
+            flow_matching_loss(model, x, torch.randn_like(x), torch.rand(1), model.null_text(1), score=torch.zeros(1)).backward()
+        per_example = counter.get_total_flops()
+    out = []
+    for r in chain_work(scale):
+        flops = r['clips'] * per_clip + r['train_examples'] * per_example
+        out.append({**r, 'flops': flops, 'gpu_hours': gpu_estimate(flops, fraction_of_peak, gpu)['bf16_at_fraction_s'] / 3600})
+    return out
+
+def costs_markdown(costs: list[dict], gpu: str = PAPER_GPU, fraction_of_peak: float = 0.4) -> str:
+    "The chain's costs as Markdown, with the total."
+    rows = [{**c, 'PFLOP': f"{c['flops'] / 1e15:.2f}", 'GPU-hours': f"{c['gpu_hours']:.2f}"} for c in costs]
+    total = {'stage': '**total**', 'clips': sum(c['clips'] for c in costs), 'train_examples': sum(c['train_examples'] for c in costs),
+             'PFLOP': f"{sum(c['flops'] for c in costs) / 1e15:.2f}", 'GPU-hours': f"{sum(c['gpu_hours'] for c in costs):.2f}"}
+    return (f"The backbone's work per stage, and its hours on one {gpu} in bf16 at {fraction_of_peak:.0%} of the peak "
+            "(the frozen encoders, decoders and the separator not counted):\n\n"
+            + markdown_table(rows + [total], ['stage', 'clips', 'train_examples', 'PFLOP', 'GPU-hours', 'what']))
 
 # %% ../nbs/08_scale.ipynb #eace7151
 def paper_scale_clip(captions: list[str], # the prompts (one 10 s clip each at paper scale)
