@@ -184,6 +184,10 @@ def test_mert_tiny_hubert(tmp_path):
     mert = load_embedder('mert', folder=tmp_path)
     feats = mert.embed_audio(0.1 * torch.randn(3, 4000), batch=2)
     assert (mert.sr, feats.shape) == (24000, (3, 16)) and torch.isfinite(feats).all()
+    x = 0.1 * torch.randn(2, 6000)  # already at 24 kHz: TuneJury's pooling, the last hidden state's time mean
+    with torch.no_grad():
+        want = mert.model(**mert.processor(list(x.numpy()), sampling_rate=24000, return_tensors='pt')).last_hidden_state.mean(1)
+        assert torch.allclose(mert._embed(x), want)
 
 def test_mert_real():
     mert = load_embedder('mert', folder=_real('TTM_PREF_MERT'))

@@ -406,7 +406,7 @@ def load_fluxaudio(src: str|Path|dict|None = None, # fluxaudio_s_full.pth, or th
 
 # %% ../nbs/foundations/assets.ipynb #a878aee4
 class Mert(PaperAudioEmbedder):
-    "MERT behind the second-encoder interface: last hidden layer, averaged over time (16 kHz in, resampled)."
+    "MERT behind the second-encoder interface: the last hidden state, averaged over time, as TuneJury pools it (16 kHz in, resampled)."
     def __init__(self, model, # the MERT model (transformers)
                  processor # its feature extractor (sets the rate: 24 kHz for MERT-v1)
                 ):
@@ -417,7 +417,7 @@ class Mert(PaperAudioEmbedder):
         inp = self.processor(list(x.numpy()), sampling_rate=self.sr, return_tensors='pt')
         dev = next(self.model.parameters()).device
         inp = {k: v.to(dev) for k, v in inp.items()}
-        return self.model(**inp, output_hidden_states=True).hidden_states[-1].mean(1)
+        return self.model(**inp).last_hidden_state.mean(1)  # TuneJury's pooling; some model codes return no hidden_states list
 
 @register_embedder('mert')
 def load_mert(folder: str|Path|None = None, # a MERT model folder (default: $TTM_PREF_MERT)
