@@ -4,7 +4,7 @@
 
 # %% ../nbs/foundations/core.ipynb #1f6a735b
 from __future__ import annotations
-import csv, io, json, os, random, shutil, tempfile, time
+import contextlib, csv, io, json, os, random, shutil, tempfile, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import Callable, Iterable
@@ -326,6 +326,8 @@ class TrainArgs:
     warmup: int = 0  # linear warm-up steps
     ckpt_every: int = 0  # save a resumable checkpoint every this many steps (0: never)
     desc: str = 'train'  # progress-bar label
+    accum: int = 1  # micro-batches per step: each process's share of a batch is split in `accum` and their gradients summed (a smaller card reaches the same batch)
+    mixed_precision: str|None = None  # Accelerate's autocast: 'no', 'bf16' (where the device supports it), 'fp16'; None: as `accelerate launch` was told ('no' by default)
 
 def _save_train_state(path: Path, model, opt, step, losses):
     tmp = path.with_suffix('.tmp')
@@ -346,6 +348,21 @@ def shard_batch(batch: dict, # the global batch of a step, the same in every pro
     return {k: v[share] if torch.is_tensor(v) and v.ndim and v.shape[0] == size else v for k, v in batch.items()}
 
 # %% ../nbs/foundations/core.ipynb #4d9f4534
+def _accumulate(acc, model, loss_fn: Callable, batch: dict, accum: int) -> torch.Tensor:
+    "Backward over `accum` equal micro-batches of `batch` (gradients summed, each loss divided by `accum`); their mean loss."
+    if accum == 1:
+        loss = loss_fn(model, batch); acc.backward(loss); return loss
+    size = next((v.shape[0] for v in batch.values() if torch.is_tensor(v) and v.ndim), 0)
+    if size % accum: raise UserError(f'a batch of {size} does not split evenly into {accum} micro-batches: choose an accum that divides it')
+    total = 0.0
+    for i in range(accum):
+        part = shard_batch(batch, i, accum)
+        with acc.no_sync(model) if i < accum - 1 else contextlib.nullcontext():  # processes exchange gradients once, after the last
+            loss = loss_fn(model, part) / accum
+            acc.backward(loss)
+        total = total + loss.detach()
+    return total
+
 def train_loop(model: torch.nn.Module, # trained in place
                loss_fn: Callable, # `loss_fn(model, batch) -> scalar loss`
                get_batch: Callable[[int], dict], # `get_batch(step) -> dict of tensors` (on CPU)
@@ -358,7 +375,8 @@ def train_loop(model: torch.nn.Module, # trained in place
     "Train `model` for `args.steps` AdamW steps through Accelerate; returns the loss of every step."
     from accelerate import Accelerator
     launch_state()  # refuses processes that Accelerate did not join
-    acc = Accelerator()
+    if args.accum < 1: raise UserError(f'accum must be at least 1, got {args.accum}')
+    acc = Accelerator(mixed_precision=args.mixed_precision)
     many = acc.num_processes > 1
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.betas), weight_decay=args.weight_decay,
@@ -380,9 +398,8 @@ def train_loop(model: torch.nn.Module, # trained in place
         batch = get_batch(step)
         if many: batch = shard_batch(batch, acc.process_index, acc.num_processes)
         batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        loss = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
+        loss = _accumulate(acc, model, loss_fn, batch, args.accum)
         if args.grad_clip: acc.clip_grad_norm_(params, args.grad_clip)
         opt.step(); sched.step()
         losses.append((acc.reduce(loss.detach(), 'mean') if many else loss).item())
