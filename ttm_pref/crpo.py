@@ -177,8 +177,9 @@ def ensure_crpo_control(run: RunDir, scale: str, progress: bool = True,
                         **overrides # CrpoConfig fields for both passes (e.g. the chain's `seed`)
                        ) -> dict:
     "CRPO with beta = 0 (the chosen clips' SFT term alone) beside the real pass, measured against it; the control's metrics."
-    ensure_crpo(run, scale, progress, **overrides)
-    ensure_crpo(run, scale, progress, folder=CONTROL, against='crpo', beta=0.0, **overrides)
+    if not run.is_complete(CONTROL):  # once it is there, nothing to load but its metrics
+        ensure_crpo(run, scale, progress, **overrides)
+        ensure_crpo(run, scale, progress, folder=CONTROL, against='crpo', beta=0.0, **overrides)
     return run.load(CONTROL)[2]
 
 # %% ../nbs/05_crpo.ipynb #13754cc3
@@ -195,16 +196,16 @@ def ensure_knob_sweep(run: RunDir, scale: str, progress: bool = True) -> dict:
         reward, panel, cfg = ensure_reward(run, scale, progress), ensure_panel(run, scale), make_config('score_sft', scale)
         n, scores = cfg.knob_prompts, list(cfg.knob_scores)
         caps = ensure_world(run, scale).heldout.captions[:n]
-        ensure_score_sft(run, scale, 'global_adaln', progress); ensure_crpo(run, scale, progress)
+        built = {'score_sft': ensure_score_sft(run, scale, 'global_adaln', progress), 'final': ensure_crpo(run, scale, progress)}
         tensors, models = {}, {}
         for name, folder in KNOB_MODELS.items():
-            model = load_scored(run, folder)
+            model = built[name]
             s0 = float(model.score_cfg.score)
+            if s0 not in scores: raise UserError(f'the knob sweep {scores} must hold the default s = {s0:g} of {folder}')
             ks = knob_sweep(model, make_codec(model.cfg), caps, tuple(scores), reward, panel, progress=progress,
-                            made={s0: heldout_clips(run, folder)[0][:n]} if s0 in scores else None)
+                            made={s0: heldout_clips(run, folder)[0][:n]})
             tensors.update({f'{name}.reward': torch.tensor(ks['reward']), f'{name}.listener': torch.tensor(ks['listener'])})
-            models[name] = {'folder': folder, 'default': s0,
-                            **{m: _knob_summary(scores, s0, ks[m]) for m in ('reward', 'listener')}} if s0 in scores else {'folder': folder, 'default': s0}
+            models[name] = {'folder': folder, 'default': s0, **{m: _knob_summary(scores, s0, ks[m]) for m in ('reward', 'listener')}}
         return tensors, cfg, {'scores': scores, 'prompts': len(caps), 'models': models}
     return run_stage(run, 'knob_sweep', build, verbose=progress)[2]
 

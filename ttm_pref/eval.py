@@ -25,15 +25,16 @@ from .crpo import ensure_crpo_control, ensure_knob_sweep, CONTROL
 
 # %% auto #0
 __all__ = ['ROWS', 'LABELS', 'FINAL', 'COLUMNS', 'INFERENCE_KEYS', 'PANELS', 'PER_CLIP_NAME', 'CLAIMS', 'LEDGER_COLUMNS',
-           'VERDICTS', 'DECISIONS', 'SHARE_MEASURES', 'PREVIOUS', 'CLAIM_RULES', 'EvalConfig', 'table_row',
-           'submission_clips', 'table_clips', 'raw_table_clips', 'row_settings', 'check_one_inference', 'decomposition',
-           'plot_decomposition', 'climbing_prompt', 'largest_gains', 'side', 'listener_word', 'stage_shares',
-           'shares_markdown', 'Evidence', 'sft_improves_fad', 'expert_iteration_dominant', 'crossload_stays_close',
-           'reverse_crossload_collapses', 'crpo_within_noise', 'knob_saturated', 'every_decision_helps',
-           'reward_climbs', 'submissions_agree', 'claim_ledger', 'ledger_markdown', 'table_markdown', 'findings',
-           'listening_page', 'write_report', 'report_markdown', 'per_clip_values', 'raw_post_markdown',
-           'settings_markdown', 'ensure_eval', 'ledger_inputs', 'run_ledger', 'ledger_sections_markdown',
-           'is_evaluated', 'load_clip_folder', 'clip_table', 'write_eval_json', 'write_submission']
+           'VERDICTS', 'DECISIONS', 'SHARE_MEASURES', 'PREVIOUS', 'CLAIM_RULES', 'LEDGER_HEAD', 'EvalConfig',
+           'table_row', 'submission_clips', 'table_clips', 'raw_table_clips', 'row_settings', 'check_one_inference',
+           'decomposition', 'plot_decomposition', 'climbing_prompt', 'largest_gains', 'side', 'listener_word',
+           'stage_shares', 'shares_markdown', 'Evidence', 'sft_improves_fad', 'expert_iteration_dominant',
+           'crossload_stays_close', 'reverse_crossload_collapses', 'crpo_within_noise', 'knob_saturated',
+           'every_decision_helps', 'reward_climbs', 'submissions_agree', 'claim_ledger', 'ledger_cells',
+           'ledger_markdown', 'table_markdown', 'findings', 'listening_page', 'write_report', 'report_markdown',
+           'per_clip_values', 'raw_post_markdown', 'settings_markdown', 'ensure_eval', 'ledger_inputs', 'run_ledger',
+           'ledger_sections_markdown', 'is_evaluated', 'load_clip_folder', 'clip_table', 'write_eval_json',
+           'write_submission']
 
 # %% ../nbs/07_eval.ipynb #eddf2398
 ROWS = {'baseline': 'baseline', 'score_sft': 'score_sft.global_adaln', 'expert_iter': 'expert_iter',
@@ -313,12 +314,18 @@ def claim_ledger(rows: list[dict], # the decomposition table (post-processed)
     evidence = Evidence({r['stage']: r for r in rows}, tests, study, knob, alpha)
     return [rule(evidence) for rule in CLAIM_RULES]
 
+LEDGER_HEAD = ['claim', 'paper', 'ours [95% CI]', 'what ours is', 'listeners', 'verdict']  # the ledger's columns on both pages
+
+def ledger_cells(e: dict # one entry of `claim_ledger`
+                ) -> list[str]:
+    "An entry as the pages show it, in the order of `LEDGER_HEAD`."
+    ours = f"{e['ours']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]" if e['ci_low'] is not None else f"{e['ours']:g}"
+    return [e['claim'], e['paper'], ours, e['measure'], e['listener'], e['verdict']]
+
 def ledger_markdown(ledger: list[dict]) -> str:
     "The ledger as Markdown: one row per claim."
-    def ours(e): return f"{e['ours']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]" if e['ci_low'] is not None else f"{e['ours']:g}"
-    cells = [{'claim': e['claim'], 'paper': e['paper'], 'ours [95% CI]': ours(e), 'what ours is': e['measure'],
-              'listeners': e['listener'], 'verdict': f"**{e['verdict']}**"} for e in ledger]
-    return markdown_table(cells, ['claim', 'paper', 'ours [95% CI]', 'what ours is', 'listeners', 'verdict'])
+    cells = [dict(zip(LEDGER_HEAD, ledger_cells(e))) for e in ledger]
+    return markdown_table([{**c, 'verdict': f"**{c['verdict']}**"} for c in cells], LEDGER_HEAD)
 
 # %% ../nbs/07_eval.ipynb #47fde39f
 def _fmt(v, digits=4):
@@ -375,12 +382,9 @@ def _player(path: str, label: str, reward: float, listener: float) -> str:
             f'<br><span class="badge">reward {reward:+.2f} · listener {listener:+.2f}</span></div>')
 
 def _ledger_html(ledger: list[dict]) -> str:
-    head = ['claim', 'paper', 'ours [95% CI]', 'what ours is', 'listeners', 'verdict']
-    def ours(e): return f"{e['ours']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]" if e['ci_low'] is not None else f"{e['ours']:g}"
-    body = ''.join('<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in [e['claim'], e['paper'], ours(e), e['measure'], e['listener']])
-                   + f"<td><b>{html.escape(e['verdict'])}</b></td></tr>" for e in ledger)
+    def row(cells): return '<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in cells[:-1]) + f'<td><b>{html.escape(cells[-1])}</b></td></tr>'
     return ('<h2>The claim ledger</h2><p class="note">Every claim of the paper page, tested on this run (<a href="claims.csv">claims.csv</a>).</p>'
-            '<table><tr>' + ''.join(f'<th>{h}</th>' for h in head) + '</tr>' + body + '</table>')
+            '<table><tr>' + ''.join(f'<th>{h}</th>' for h in LEDGER_HEAD) + '</tr>' + ''.join(row(ledger_cells(e)) for e in ledger) + '</table>')
 
 def _html_table(rows: list[dict]) -> str:
     head = ['stage', 'FAD-CLAP [95% CI]', 'CLAP score', 'p', 'reward', 'p', 'listener score', 'p', 'compared with']
@@ -557,8 +561,8 @@ def run_ledger(run: RunDir) -> list[dict]:
     "The claim ledger of an evaluated run, from its stored results."
     if not is_evaluated(run): raise UserError(f'{shown_path(run.root)} has no claim ledger yet; build it: ttm_pref run --out {shown_path(run.root)}')
     scale = json.loads((run.path('eval')/'config.json').read_text())['scale']
-    inputs = ledger_inputs(run, scale, progress=False)
-    return claim_ledger(run.load('eval')[2]['rows'], run.load('eval')[2]['tests'], inputs['study'], inputs['knob'])
+    inputs, measured = ledger_inputs(run, scale, progress=False), run.load('eval')[2]
+    return claim_ledger(measured['rows'], measured['tests'], inputs['study'], inputs['knob'])
 
 def ledger_sections_markdown(rows: list[dict], inputs: dict) -> str:
     "report.md's sections behind the ledger: each decision's share of the chain's movement, what CRPO's preference term adds, the knob at both ends."

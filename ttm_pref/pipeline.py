@@ -23,7 +23,7 @@ from .expert_iter import ensure_expert_iter
 from .crossload import ensure_crossload, ensure_crossload_study, DIRECTIONS
 from .crpo import ensure_crpo, ensure_crpo_control, ensure_knob_sweep, CONTROL
 from .postproc import ensure_postproc, is_postprocessed
-from .eval import ensure_eval, is_evaluated, run_ledger, ROWS, LABELS
+from .eval import ensure_eval, is_evaluated, run_ledger, ROWS, LABELS, SHARE_MEASURES
 from .metrics import markdown_table
 from .assets import PAPER_ASSETS, missing_paper_assets
 from .scale import chain_costs, costs_markdown
@@ -69,7 +69,7 @@ def _control_summary(run: RunDir) -> dict:
     m = run.load(CONTROL)[2]
     return {'implicit_accuracy': m['agreement_end']['prefers_chosen'], 'crpo_minus_this': {k: v['mean_diff'] for k, v in m['crpo_minus_this'].items()}}
 
-def _knob_summary(run: RunDir) -> dict:
+def _knob_sweep_summary(run: RunDir) -> dict:
     return {name: {k: m[k]['top_vs_default']['mean_diff'] for k in ('reward', 'listener')} for name, m in run.load('knob_sweep')[2]['models'].items()}
 
 def _separator_summary(run: RunDir) -> dict:
@@ -93,12 +93,12 @@ CHAIN = [
     Stage('score_sft', ensure_chain_heads, None, "score-conditioned SFT: the chain's head v1 (global_adaln) and a native v2 (input_add)", _heads_done, _heads_summary),
     Stage('expert_iter', ensure_expert_iter, 'expert_iter', 'expert iteration on the global_adaln model', summary=_eval_summary('expert_iter')),
     Stage('crossload', ensure_crossload, 'crossload', 'Row 3: expert iteration cross-loaded v1 -> v2', summary=_eval_summary('crossload')),
-    Stage('crossload_study', lambda run, scale, progress=True: ensure_crossload_study(run, scale, progress), 'crossload_study',
+    Stage('crossload_study', ensure_crossload_study, 'crossload_study',
           'both cross-load directions (SFT v1 -> v2, v2 -> v1) against the native heads', summary=_study_summary),
     Stage('crpo', ensure_crpo, 'crpo', 'CRPO preference pass', summary=_eval_summary('crpo')),
     Stage('crpo_control', ensure_crpo_control, CONTROL, 'the same CRPO pass with beta = 0 (what the preference term adds)', summary=_control_summary),
-    Stage('knob', lambda run, scale, progress=True: ensure_knob_sweep(run, scale, progress), 'knob_sweep',
-          'reward and listener score against the knob s, SFT model and final model', summary=_knob_summary),
+    Stage('knob', ensure_knob_sweep, 'knob_sweep',
+          'reward and listener score against the knob s, SFT model and final model', summary=_knob_sweep_summary),
     Stage('postproc', lambda run, scale, progress=True: ensure_postproc(run, scale, ROW_FOLDERS, progress), None,
           "a Demucs trained on the world's stems; three vocal-removal passes and -16.5 LUFS on every row's held-out clips",
           lambda run, scale: run.is_complete('separator') and is_postprocessed(run, ROW_FOLDERS), _separator_summary),
@@ -260,7 +260,7 @@ def load_generator(run: RunDir, # a run directory holding `stage`
     return gen
 
 # %% ../nbs/09_pipeline.ipynb #c758e5ae
-MEASURES = ('fad_clap', 'clap_score', 'reward', 'listener_score')  # the table's four measures
+MEASURES = SHARE_MEASURES  # the table's four measures
 
 def _table_rows(run: RunDir) -> dict:
     if not is_evaluated(run): raise UserError(f'{shown_path(run.root)} has no decomposition table yet; build it: ttm_pref run --out {shown_path(run.root)}')
@@ -318,8 +318,7 @@ def compare_markdown(cmp: dict # from `compare_runs`
     rows = markdown_table([{'stage': LABELS.get(r['stage'], r['stage']), 'measure': r['measure'], **cols(r)} for r in cmp['rows']],
                           ['stage', 'measure', *names, 'mean', 'sd'])
     def seed_word(r): return '' if r['beyond_seed'] is None else ('yes' if r['beyond_seed'] else 'no')
-    ledger = markdown_table([{'claim': r['claim'], 'paper': r['paper'], **{n: f"{v:+.4f}" for n, v in zip(names, r['values'])},
-                              'mean': f"{r['mean']:+.4f}", 'sd': f"{r['sd']:.4f}", 'verdicts': ' / '.join(r['verdicts']),
+    ledger = markdown_table([{'claim': r['claim'], 'paper': r['paper'], **cols(r), 'verdicts': ' / '.join(r['verdicts']),
                               'beyond the seed spread': seed_word(r)} for r in cmp['ledger']],
                             ['claim', 'paper', *names, 'mean', 'sd', 'verdicts', 'beyond the seed spread'])
     return (f"# {len(names)} runs compared\n\n{runs}\n\n## The claim ledger, run by run\n\n{ledger}\n"

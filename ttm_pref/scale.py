@@ -126,13 +126,14 @@ def chain_work(scale: str = 'paper' # whose configs
     world, score = make_config('world', scale), make_config('score_sft', scale)
     ei, crpo = make_config('expert_iter', scale), make_config('crpo', scale)
     held = world.n_heldout
+    crpo_examples = crpo.steps * crpo.batch_size * 2 * 4 / 3  # chosen and rejected through the policy, and the reference's forward (a third of a step)
     rows = [('baseline', held, 0, 'held-out clips (the weights are loaded at the paper scale, trained below it)'),
             ('score_sft', len(CHAIN_HEADS) * held, len(CHAIN_HEADS) * score.steps * score.batch_size, f'{len(CHAIN_HEADS)} heads'),
             ('expert_iter', ei.n_prompts * ei.per_prompt + held, (ei.steps + ei.polish_steps) * ei.batch_size, 'candidates, training, held-out clips'),
             ('crossload', held, 0, 'held-out clips'),
             ('crossload_study', 2 * held, 0, 'both directions'),
-            ('crpo', crpo.n_prompts * crpo.n_candidates + held, crpo.steps * crpo.batch_size * 2 * 4 / 3, 'candidates; chosen and rejected, with the reference'),
-            ('crpo_control', held, crpo.steps * crpo.batch_size * 2 * 4 / 3, 'the same pass with beta = 0'),
+            ('crpo', crpo.n_prompts * crpo.n_candidates + held, crpo_examples, 'candidates; chosen and rejected, with the reference'),
+            ('crpo_control', held, crpo_examples, 'the same pass with beta = 0'),
             ('knob', len(score.knob_scores) * score.knob_prompts * 2, 0, 'two models, every knob value'),
             ('eval', held, 0, 'the seed-55 submission')]
     return [{'stage': s, 'clips': int(c), 'train_examples': int(t), 'what': w} for s, c, t, w in rows]
