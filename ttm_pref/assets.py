@@ -35,42 +35,47 @@ class PaperAsset:
     what: str  # what it is, as messages name it
     source: str  # where a researcher gets it (the publication it comes with; no hosts)
     kind: str = 'file'  # 'file', 'folder' or 'file or folder'
+    optional: bool = False  # the paper's chain runs without it (another path is taken)
 
 ASSETS: dict[str, PaperAsset] = {a.env: a for a in [
-    PaperAsset('TTM_PREF_JAMENDO', 'MTG-Jamendo training clips and captions',
-               'it is the MTG-Jamendo dataset with the challenge baseline\'s captions', 'folder'),
-    PaperAsset('TTM_PREF_SDD', 'Song Describer prompts and the SDD-706 reference clips',
-               'it is the Song Describer dataset\'s release (song_describer.csv and its clips); point at the folder or the CSV',
-               'file or folder'),
-    PaperAsset('TTM_PREF_CLAP_CKPT', 'the LAION-CLAP music checkpoint music_audioset_epoch_15_esc_90.14.pt',
-               'it is published with the LAION-CLAP repository (its music checkpoints)'),
-    PaperAsset('TTM_PREF_CLAP_COND', 'the LAION-CLAP conditioning checkpoint music_speech_audioset_epoch_15_esc_89.98.pt',
-               'it is published with the LAION-CLAP repository (its music-and-speech checkpoint); MeanAudio conditions '
-               'on its text embedding'),
-    PaperAsset('TTM_PREF_ROBERTA', 'the roberta-base tokenizer of LAION-CLAP\'s text tower',
-               'save the public roberta-base model\'s tokenizer (vocab.json, merges.txt) and config.json into one folder '
-               'on a machine with internet', 'folder'),
-    PaperAsset('TTM_PREF_MERT', 'a MERT-v1-330M model folder',
-               'it is the public MERT-v1-330M model folder (config.json, its model code, weights, preprocessor_config.json)',
-               'folder'),
-    PaperAsset('TTM_PREF_T5', 'a T5 text-encoder model folder (flan-t5-large)',
-               'save the baseline\'s T5 encoder, flan-t5-large (1024-d), with transformers\' save_pretrained: config.json, '
-               'tokenizer files, weights', 'folder'),
     PaperAsset('TTM_PREF_FLUXAUDIO', 'FluxAudio-S weights fluxaudio_s_full.pth',
                'it is published with MeanAudio\'s model collection (the 16 kHz FluxAudio-S the paper starts from)'),
     PaperAsset('TTM_PREF_VAE', 'MMAudio\'s 16 kHz mel VAE weights v1-16.pth',
                'it comes with MMAudio\'s released weights (the MeanAudio model collection carries it too)'),
     PaperAsset('TTM_PREF_VOCODER', 'the 16 kHz BigVGAN vocoder weights best_netG.pt',
                'it comes with MMAudio\'s released weights, beside v1-16.pth (the MeanAudio model collection carries it too)'),
+    PaperAsset('TTM_PREF_T5', 'a T5 text-encoder model folder (flan-t5-large)',
+               'save the baseline\'s T5 encoder, flan-t5-large (1024-d), with transformers\' save_pretrained: config.json, '
+               'tokenizer files, weights', 'folder'),
+    PaperAsset('TTM_PREF_CLAP_COND', 'the LAION-CLAP conditioning checkpoint music_speech_audioset_epoch_15_esc_89.98.pt',
+               'it is published with the LAION-CLAP repository (its music-and-speech checkpoint); MeanAudio conditions '
+               'on its text embedding'),
+    PaperAsset('TTM_PREF_ROBERTA', 'the roberta-base tokenizer of LAION-CLAP\'s text tower',
+               'save the public roberta-base model\'s tokenizer (vocab.json, merges.txt) and config.json into one folder '
+               'on a machine with internet', 'folder'),
+    PaperAsset('TTM_PREF_CLAP_CKPT', 'the LAION-CLAP music checkpoint music_audioset_epoch_15_esc_90.14.pt',
+               'it is published with the LAION-CLAP repository (its music checkpoints)'),
+    PaperAsset('TTM_PREF_MERT', 'a MERT-v1-330M model folder',
+               'it is the public MERT-v1-330M model folder (config.json, its model code, weights, preprocessor_config.json)',
+               'folder'),
     PaperAsset('TTM_PREF_TUNEJURY', "TuneJury's released reward head (a torch checkpoint of its net.* layers)",
                'it is published with the TuneJury repository (its checkpoints folder)'),
-    PaperAsset('TTM_PREF_PREFS', 'human A-vs-B preference pairs (Music Arena, MusicPrefs, AIME, SongEval)',
-               'they are the public preference sets the paper names', 'folder'),
     PaperAsset('TTM_PREF_DEMUCS_REPO', 'a Demucs folder with mdx_extra.yaml and its checkpoints',
                'demucs keeps the checkpoints in torch hub\'s checkpoints folder after its first `demucs -n mdx_extra` '
                'on a machine with internet, and mdx_extra.yaml ships in the demucs package\'s remote/ folder; '
                'copy them into one folder', 'folder'),
-]}
+    PaperAsset('TTM_PREF_JAMENDO', 'MTG-Jamendo training clips and captions (a folder)',
+               'it is the MTG-Jamendo dataset with the challenge baseline\'s captions, laid out by the challenge\'s '
+               'prepare_jamendo_for_meanaudio.py (audios/<id>.<ext> beside one <name>.tsv of id<TAB>caption; point at its train/ folder), '
+               'or any folder with a captions.csv of path,caption', 'folder'),
+    PaperAsset('TTM_PREF_SDD', 'the Song Describer captions (song_describer.csv)',
+               'it is the Song Describer dataset\'s release; point at the CSV or the folder holding it', 'file or folder'),
+    PaperAsset('TTM_PREF_SDD_AUDIO', 'the SDD-706 reference clips (the Song Describer dataset\'s recordings)',
+               'they are the audio of the Song Describer dataset\'s release; point at the folder that holds them (any nesting)', 'folder'),
+    PaperAsset('TTM_PREF_PREFS', 'human A-vs-B preference pairs (Music Arena, MusicPrefs, AIME, SongEval) as pairs.csv',
+               'they are the public preference sets the paper names; write them as pairs.csv (audio_a, audio_b, caption, label) '
+               'beside their clips; with it the chain trains its own reward instead of loading TuneJury\'s', 'folder', optional=True),
+]}  # in the order to fetch them: the six of FluxAudio-S's inference path first
 
 PAPER_ASSETS = {env: a.what for env, a in ASSETS.items()}  # environment variable -> what it must point at
 
@@ -96,8 +101,8 @@ def asset_path(env: str, # a key of `ASSETS`
     return path
 
 def missing_paper_assets() -> list[str]:
-    "The environment variables of `PAPER_ASSETS` that are unset or point at nothing."
-    return [k for k in PAPER_ASSETS if not (os.environ.get(k) and Path(os.environ[k]).exists())]
+    "The environment variables of the required `ASSETS` that are unset or point at nothing."
+    return [k for k, a in ASSETS.items() if not a.optional and not (os.environ.get(k) and Path(os.environ[k]).exists())]
 
 # %% ../nbs/foundations/assets.ipynb #2ccb26ef
 class PaperAudioEmbedder:

@@ -17,9 +17,10 @@ import torchaudio
 from tqdm.auto import tqdm
 from safetensors.torch import save_file, load_file
 
-from .core import (StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop,
+from .core import (StageConfig, register_config, make_config, RUN_CONFIG, RunDir, run_stage, TrainArgs, train_loop,
                            UserError, count_params, atomic_write_text, to_json, shown_path)
 from .metrics import HELDOUT_SEED
+from .paper_world import paper_codec, paper_text
 
 # %% auto #0
 __all__ = ['FLUXAUDIO_VARIANTS', 'FLUXAUDIO_LEFTOVERS', 'PREFIX', 'NEGATIVE', 'flow_interpolate', 'flow_target',
@@ -28,10 +29,10 @@ __all__ = ['FLUXAUDIO_VARIANTS', 'FLUXAUDIO_LEFTOVERS', 'PREFIX', 'NEGATIVE', 'f
            'ChannelLastConv1d', 'token_layer', 'gated_hidden', 'GatedMLP', 'adaln', 'SelfAttention', 'StreamBlock',
            'JointBlock', 'FinalLayer', 'TimestepEmbedder', 'Backbone', 'build_backbone', 'fluxaudio_state',
            'fluxaudio_config', 'load_fluxaudio', 'null_text', 'drop_text', 'flow_matching_loss', 'make_codec',
-           'encode_text', 'prepare_training_data', 'flow_batch', 'train_backbone', 'initial_noise', 'sample',
-           'generate', 'Inference', 'heldout_settings', 'heldout_inference', 'generate_with', 'loss_summary',
-           'load_stage_model', 'ensure_baseline', 'load_snapshot', 'listener_breakdown', 'matmul_peak_gflops',
-           'flop_counter', 'sampler_speed']
+           'text_encoder_for', 'held_null', 'encode_text', 'prepare_training_data', 'flow_batch', 'train_backbone',
+           'initial_noise', 'sample', 'generate', 'Inference', 'heldout_settings', 'heldout_inference', 'generate_with',
+           'loss_summary', 'load_stage_model', 'ensure_baseline', 'load_snapshot', 'listener_breakdown',
+           'matmul_peak_gflops', 'flop_counter', 'sampler_speed']
 
 # %% ../nbs/00_backbone.ipynb #2851e406
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -77,13 +78,16 @@ def euler_sample(velocity, # `velocity(x, t) -> v` with t a [N] tensor
                steps=60, batch_size=8, lr=1e-3, warmup=5, ckpt_every=20, snapshot_steps=(20, 40), sample_steps=8, griffin_lim_iters=8),
     # paper: FluxAudio-S as published (`fluxaudio_s`): the 16 kHz mel VAE's 20 x 312 latents per 10 s, T5 + CLAP text, no extras.
     # Without the VAE a 20-band log-mel at hop 512 stands in for it (the random-weight paths of `08_scale`).
-    paper=dict(filterbank='mel', latent_channels=20, mel_mean=-0.5, mel_std=4.5, latent_frames=312, n_fft=2048, hop=512,
+    paper=dict(codec='mel-vae', text_encoder='paper-text', filterbank='mel', latent_channels=20, mel_mean=-0.5, mel_std=4.5, latent_frames=312, n_fft=2048, hop=512,
                patch=1, width=448, heads=7, n_joint=4, n_single=8, mlp_ratio=4.0, mlp_multiple=256, in_kernel=7,
                audio_kernel=3, predict='velocity', mask_text=False, input_skip=False, text_dim=1024, pooled_dim=512, text_tokens=77,
                clip_seconds=10.0, steps=200_000, batch_size=64, lr=1e-4, warmup=1000, snapshot_steps=()))
 @dataclass
 class BackboneConfig(StageConfig):
     # audio representation (a fixed log-filterbank codec at debug/mini; a mel VAE at paper scale)
+    codec: str = 'filterbank'  # 'filterbank' (this module's fixed codec) or 'mel-vae' (the paper's: MMAudio's VAE and BigVGAN, `paper_world.paper_codec`)
+    latent_mean: list|None = None  # mel-vae: the network's per-channel latent mean (read off the FluxAudio weights)
+    latent_std: list|None = None  # mel-vae: the network's per-channel latent standard deviation
     sample_rate: int = 16000  # Hz
     clip_seconds: float = 3.0  # clip length the model is trained and sampled at
     filterbank: str = 'semitone'  # 'semitone' (STFT bins, then equal-tempered semitones, then log-spaced bands) or 'mel'
@@ -117,6 +121,7 @@ class BackboneConfig(StageConfig):
     time_dim: int = 256  # sinusoidal timestep features
     time_scale: float = 1.0  # t is multiplied by this before the sinusoids (FluxAudio: 1, the raw t; DiT: 1000)
     # text conditioning
+    text_encoder: str = 'minilm'  # the registered text encoder: 'minilm' (the mini world's) or 'paper-text' (T5 + LAION-CLAP text)
     text_dim: int = 384  # text token embedding size
     pooled_dim: int = 384  # pooled text vector size
     text_tokens: int = 48  # text sequence length (the world's captions: median 34 MiniLM word pieces, 85% within 48)
@@ -566,7 +571,9 @@ def fluxaudio_config(sd: dict, # tensors from `fluxaudio_state`
                  heads=d // sd['fused_blocks.0.attn.q_norm.weight'].shape[0], n_joint=count('joint_blocks'),
                  n_single=count('fused_blocks'), in_kernel=k_in, audio_kernel=sd['joint_blocks.0.latent_block.linear1.weight'].shape[-1],
                  text_dim=sd['text_input_proj.0.weight'].shape[1], pooled_dim=sd['text_cond_proj.0.weight'].shape[1],
-                 text_tokens=sd['empty_string_feat'].shape[0])
+                 text_tokens=sd['empty_string_feat'].shape[0],
+                 latent_mean=sd['latent_mean'].flatten().tolist(), latent_std=sd['latent_std'].flatten().tolist())
+    if 'latent_frames' in RUN_CONFIG.get('backbone', {}): del sizes['latent_frames']  # the clip length is not the checkpoint's: a run config may set it
     cfg = make_config('backbone', 'paper', **sizes)
     hidden = sd['text_input_proj.1.w1.weight'].shape[0]
     if gated_hidden(round(d * cfg.mlp_ratio), cfg.mlp_multiple) != hidden:  # not FluxAudio-S's 1280: a ratio that gives exactly `hidden`
@@ -630,8 +637,24 @@ def flow_matching_loss(model: nn.Module, # velocity model `model(x_t, t, tokens,
 
 # %% ../nbs/00_backbone.ipynb #ed5832cf
 def make_codec(cfg: BackboneConfig) -> FilterbankCodec:
-    "The audio codec of a backbone config (the fixed log-filterbank codec; a learned codec would plug in here)."
-    return FilterbankCodec(cfg)
+    "The audio codec a backbone config names: the fixed log-filterbank codec, or the paper's mel VAE around the network's latent statistics."
+    if cfg.codec == 'filterbank': return FilterbankCodec(cfg)
+    if cfg.codec != 'mel-vae': raise UserError(f"unknown codec {cfg.codec!r}; codecs: 'filterbank', 'mel-vae'")
+    if cfg.latent_mean is None or cfg.latent_std is None:
+        raise UserError('the mel-VAE codec needs the latent statistics FluxAudio weights carry: load them with load_fluxaudio')
+    return paper_codec(cfg.latent_mean, cfg.latent_std, cfg.latent_frames)
+
+def text_encoder_for(cfg: BackboneConfig):
+    "The text encoder a backbone config names: MiniLM below the paper scale, T5 + LAION-CLAP text at it (loaded once per process)."
+    if cfg.text_encoder == 'paper-text': return paper_text()
+    if cfg.text_encoder != 'minilm': raise UserError(f"unknown text encoder {cfg.text_encoder!r}; text encoders: 'minilm', 'paper-text'")
+    from ttm_pref.encoders import get_text_encoder
+    return get_text_encoder()
+
+def held_null(model: nn.Module # a backbone (or a score-conditioned one)
+             ) -> dict:
+    "The null text the network holds, as one example {'tokens' [L, D], 'mask' [L], 'pooled' [P]} on the CPU: what text dropout puts in."
+    return {k: v[0].detach().cpu() for k, v in model.null_text(1).items()}
 
 def encode_text(text_encoder, # an object with `encode(captions, max_tokens) -> {'tokens','mask','pooled'}`
                 captions: list[str], cfg: BackboneConfig) -> dict:
@@ -646,11 +669,15 @@ def prepare_training_data(cfg: BackboneConfig, # sizes and codec settings
                           audio: torch.Tensor, # training clips [N, T]
                           captions: list[str], # their captions
                           text_encoder, # see `encode_text`
-                          codec: FilterbankCodec|None = None) -> dict:
-    "Latents [N, C, F] and cached text tensors of the training set."
+                          codec: FilterbankCodec|None = None,
+                          null: dict|None = None, # the null text dropout puts in (`held_null(model)`); None: zeros, masked out
+                          chunk: int = 64 # clips encoded at a time when `audio` is not a tensor (files decoded on demand)
+                         ) -> dict:
+    "Latents [N, C, F] and cached text tensors of the training set (and the null text, if given)."
     if len(audio) != len(captions): raise UserError(f'{len(audio)} clips but {len(captions)} captions')
     codec = codec or make_codec(cfg)
-    return {'latents': codec.encode(audio), **encode_text(text_encoder, captions, cfg)}
+    latents = codec.encode(audio) if torch.is_tensor(audio) else torch.cat([codec.encode(audio[i:i + chunk]) for i in range(0, len(audio), chunk)])
+    return {'latents': latents, **encode_text(text_encoder, captions, cfg), **({'null': null} if null is not None else {})}
 
 def flow_batch(data: dict, # from `prepare_training_data`
                step: int, # the training step (seeds the draw)
@@ -730,17 +757,15 @@ def generate(model: Backbone, # a trained backbone
              steps: int|None = None, # Euler steps (default 25 at mini/paper)
              cfg_scale: float|None = None, # guidance weight (default: the config's)
              negative: str|None = None, # negative prompt (default: the null text "")
-             text_encoder=None, # default: `ttm_pref.encoders.get_text_encoder()`
+             text_encoder=None, # default: the config's (`text_encoder_for`)
              batch_size: int = 64, # prompts per batched forward
              progress: bool = True,
              **extra # per-example conditioning for later stages, as in `sample`
             ) -> torch.Tensor:
     "Audio [N, T] for `captions`: encode text, sample latents with guidance, decode. Deterministic for a seed."
     if isinstance(captions, str) or not len(captions): raise UserError('captions must be a non-empty list of strings')
-    if text_encoder is None:
-        from ttm_pref.encoders import get_text_encoder
-        text_encoder = get_text_encoder()
     cfg = model.cfg
+    text_encoder = text_encoder or text_encoder_for(cfg)
     text = encode_text(text_encoder, captions, cfg)
     neg = encode_text(text_encoder, [negative] * len(captions), cfg) if negative else None
     z = sample(model, text, neg, seed=seed, steps=steps, cfg_scale=cfg_scale, batch_size=batch_size, progress=progress,
@@ -817,8 +842,9 @@ def ensure_baseline(run: RunDir, # the run directory
                     stage: str = 'baseline', # the stage folder (another name keeps a variant apart, e.g. for an ablation)
                     **overrides # BackboneConfig fields that win over the scale's
                    ) -> Backbone:
-    "Load the trained baseline backbone from `run`, or train it on the world's training clips and save it."
+    "Load the trained baseline backbone from `run`, or train it on the world's training clips and save it (at the paper scale: FluxAudio-S's published weights, never trained)."
     def build():
+        if scale == 'paper': return _published_baseline(**overrides)
         from ttm_pref.world import ensure_world
         from ttm_pref.encoders import get_text_encoder
         world = ensure_world(run, scale)
@@ -839,6 +865,14 @@ def ensure_baseline(run: RunDir, # the run directory
         for p in run.root.glob(f'{stage}.snapshot*.safetensors'): os.replace(p, Path(folder)/p.name.removeprefix(f'{stage}.'))
     run_stage(run, stage, build, write_extra=move_snapshots, verbose=progress)
     return load_stage_model(run, stage)[0]
+
+def _published_baseline(**overrides) -> tuple[dict, BackboneConfig, dict]:
+    "The paper's baseline as a stage: FluxAudio-S from `$TTM_PREF_FLUXAUDIO`, its config read off the weights (the latent statistics included)."
+    from ttm_pref.assets import asset_path
+    path = asset_path('TTM_PREF_FLUXAUDIO')
+    model = load_fluxaudio(path)
+    cfg = replace(model.cfg, **overrides)
+    return model.state_dict(), cfg, {'source': path.name, 'params': count_params(model)['total'], 'trained_here': False, 'snapshot_steps': []}
 
 def _snapshot_path(root: Path, stage: str, step: int) -> Path: return Path(root)/f'{stage}.snapshot{step}.safetensors'
 

@@ -4,13 +4,14 @@
 
 # %% ../nbs/10_cli.ipynb #9a136991
 from __future__ import annotations
-import argparse, os, shutil, sys, tempfile
+import argparse, json, os, shutil, sys, tempfile
 import soundfile as sf
 from pathlib import Path
 
-from .core import (RunDir, UserError, SCALES, make_config, count_params, default_run_dir, read_csv_strict, shown_path,
+from .core import (RunDir, UserError, SCALES, make_config, set_run_config, count_params, default_run_dir, read_csv_strict, shown_path,
                            atomic_write_text, to_json)
 from .pipeline import STAGES, get_stage, run_chain, load_generator, check_paper_assets, compare_runs, compare_markdown
+from .paper_world import paper_assets_help
 from .scale import (paper_scale_clip, clip_report_lines, run_bench, bench_markdown, write_bench, paper_weights_help,
                             load_paper_generator, PAPER_WEIGHTS)
 from .score_sft import SCORE_HEADS, ensure_score_sft
@@ -23,14 +24,16 @@ from .instruments import write_shipped
 from .eval import FINAL, load_clip_folder, clip_table, write_eval_json, write_submission
 
 # %% auto #0
-__all__ = ['RUN_HELP', 'RUN_PAPER_HELP', 'INSTRUMENT_BUILDERS', 'COMMANDS', 'build_parser', 'read_prompts', 'cmd_run',
-           'cmd_train', 'cmd_params', 'cmd_infer', 'write_wavs', 'cmd_postproc', 'cmd_eval', 'cmd_reproduce',
+__all__ = ['RUN_HELP', 'RUN_PAPER_HELP', 'INSTRUMENT_BUILDERS', 'COMMANDS', 'build_parser', 'read_prompts', 'read_run_config',
+           'cmd_run', 'cmd_train', 'cmd_params', 'cmd_infer', 'write_wavs', 'cmd_postproc', 'cmd_eval', 'cmd_reproduce',
            'cmd_bench', 'cmd_compare', 'main']
 
 # %% ../nbs/10_cli.ipynb #9c90571d
 RUN_HELP = 'run directory (default: runs/<scale> at the project root, or $TTM_PREF_RUNS/<scale>)'
-RUN_PAPER_HELP = ('--scale paper first checks for every local file the paper\'s chain reads and names the missing ones.\n'
-                  'Among them are the files of its inference path, which `ttm_pref infer --scale paper --weights DIR` runs:')
+RUN_PAPER_HELP = ('--scale paper first prints what the chain will cost, then checks every local file the paper\'s chain reads '
+                  'and names each problem on its own line, before anything is written. On a GPU: set the variables below, then\n'
+                  '  ttm_pref run --scale paper --out runs/paper          (one GPU; add --config with {"train": {"accum": 4}} on a smaller card)\n'
+                  '  accelerate launch -m ttm_pref.cli run --scale paper  (several GPUs; --mixed_precision bf16 where the card supports it)')
 
 INSTRUMENT_BUILDERS = {'clap': ensure_clap, 'music_features': ensure_second_encoder, 'separator': ensure_separator}  # what `train --rebuild --ship` builds
 
@@ -43,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
     raw = argparse.RawDescriptionHelpFormatter  # the list of paper files keeps its lines
     r = sub.add_parser('run', help='run the whole chain (resumable) and write a report', formatter_class=raw,
-                       epilog=RUN_PAPER_HELP + '\n\n' + paper_weights_help())
+                       epilog=RUN_PAPER_HELP + '\n\n' + paper_assets_help())
     r.add_argument('--scale', default='mini', choices=SCALES, help='model and data sizes')
     r.add_argument('--out', default=None, help=RUN_HELP)
     r.add_argument('--until', default=None, help='stop after this stage')
+    r.add_argument('--config', default=None, metavar='JSON', help='a run config: {stage: {field: value}} over the scale\'s values, and '
+                   '{"train": {"accum": N, "mixed_precision": "bf16"}} for every training loop (a smaller card reaches the batch in N micro-batches)')
     r.add_argument('--seed', type=int, default=None, help="train every stage from this seed (the world, the panel's judgments, "
                    'the instruments and the held-out prompts stay); one seed per run directory')
     cp = sub.add_parser('compare', help="several runs' claim ledgers and decomposition tables side by side, with mean and spread across runs")
@@ -116,7 +121,18 @@ def read_prompts(path: str|Path # CSV file with a `caption` column and an option
 # %% ../nbs/10_cli.ipynb #bbce0585
 def _default_out(out, scale): return Path(out) if out else default_run_dir(scale)
 
+def read_run_config(path: str|Path # a JSON file of {stage: {field: value}} (and optionally "train")
+                   ) -> dict:
+    "The run config in a JSON file, checked (`set_run_config`); a one-line `UserError` for anything wrong with it."
+    path = Path(path)
+    if not path.is_file(): raise UserError(f'run config {shown_path(path)} does not exist')
+    try: config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise UserError(f'run config {shown_path(path)} is not JSON: {str(e).splitlines()[0]}') from None
+    set_run_config(config)
+    return config
+
 def cmd_run(args):
+    if args.config: read_run_config(args.config)
     report = run_chain(_default_out(args.out, args.scale), args.scale, until=args.until, seed=args.seed)
     built = sum(r['status'] == 'built' for r in report['stages'])
     print(f"{built} stage(s) built, report in {_default_out(args.out, args.scale)/'report.md'}")

@@ -15,10 +15,11 @@ from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SCALES', 'CONFIGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config', 'config_from_dict',
-           'seed_everything', 'UserError', 'NotBuiltYet', 'count_params', 'launch_state', 'is_main_process',
-           'wait_for_everyone', 'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'read_csv_strict',
-           'RunDir', 'run_stage', 'TrainArgs', 'shard_batch', 'train_loop', 'default_run_dir', 'notebook_run', 'player']
+__all__ = ['SCALES', 'CONFIGS', 'RUN_CONFIG', 'TRAIN_SETTINGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config',
+           'config_from_dict', 'seed_everything', 'UserError', 'NotBuiltYet', 'count_params', 'set_run_config',
+           'launch_state', 'is_main_process', 'wait_for_everyone', 'atomic_write_text', 'to_json', 'project_root',
+           'shown_path', 'read_csv_strict', 'RunDir', 'run_stage', 'TrainArgs', 'shard_batch', 'train_loop',
+           'default_run_dir', 'notebook_run', 'player']
 
 # %% ../nbs/foundations/core.ipynb #e42d64fb
 SCALES = ('debug', 'mini', 'paper')
@@ -49,18 +50,21 @@ def register_config(stage: str, # name of the stage, e.g. 'backbone'
     return deco
 
 # %% ../nbs/foundations/core.ipynb #549f45b1
+RUN_CONFIG: dict[str, dict] = {}  # stage -> fields a run's config file sets: they win over the scale's, a call's own overrides win over them
+TRAIN_SETTINGS = {'accum': 1, 'mixed_precision': None}  # a run's training settings for every stage (`set_run_config`'s "train" entry)
+
 def make_config(stage: str, # a registered stage name
                 scale: str = 'mini', # one of `SCALES`
                 **overrides # field values that win over the scale's
                ) -> StageConfig:
-    "The one factory for stage configs: defaults, then the scale's overrides, then `overrides`."
+    "The one factory for stage configs: defaults, then the scale's overrides, then the run's config file, then `overrides`."
     if stage not in CONFIGS: raise ValueError(f'unknown stage {stage!r}; known stages: {sorted(CONFIGS)}')
     if scale not in SCALES: raise ValueError(f'unknown scale {scale!r}; choose one of {SCALES}')
     cls, scales = CONFIGS[stage]
     names = {f.name for f in fields(cls)}
     unknown = set(overrides) - names
     if unknown: raise ValueError(f'{cls.__name__} has no field(s) {sorted(unknown)}')
-    return cls(**{**scales.get(scale, {}), **overrides, 'scale': scale})
+    return cls(**{**scales.get(scale, {}), **RUN_CONFIG.get(stage, {}), **overrides, 'scale': scale})
 
 def config_from_dict(d: dict) -> StageConfig:
     "Rebuild a config saved with `StageConfig.to_dict` (the inverse of `to_json`)."
@@ -91,6 +95,23 @@ def count_params(model: torch.nn.Module) -> dict:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {'total': total, 'trainable': trainable, 'frozen': total - trainable}
+
+# %% ../nbs/foundations/core.ipynb #b56e0fc2
+def set_run_config(config: dict # {stage: {field: value}}, and optionally {"train": {"accum": n, "mixed_precision": "bf16"}}
+                  ) -> None:
+    "Check a run's config file and make it the one `make_config` and `train_loop` read (an empty dict clears it)."
+    if not isinstance(config, dict): raise UserError('a run config is a JSON object of {stage: {field: value}}')
+    train = config.get('train', {})
+    bad = set(train) - set(TRAIN_SETTINGS) if isinstance(train, dict) else {'(not an object)'}
+    if bad: raise UserError(f'the run config\'s "train" entry has unknown setting(s) {sorted(bad)}; settings: {", ".join(TRAIN_SETTINGS)}')
+    stages = {k: v for k, v in config.items() if k != 'train'}
+    for stage, fields_ in stages.items():
+        if stage not in CONFIGS: raise UserError(f'the run config names an unknown stage {stage!r}; stages: {", ".join(sorted(CONFIGS))}')
+        if not isinstance(fields_, dict): raise UserError(f'the run config\'s {stage!r} entry is not an object of fields')
+        names = {f.name for f in fields(CONFIGS[stage][0])} - {'scale'}
+        if unknown := sorted(set(fields_) - names): raise UserError(f'the run config gives {stage} unknown field(s) {unknown}')
+    RUN_CONFIG.clear(); RUN_CONFIG.update({k: {f: tuple(v) if isinstance(v, list) else v for f, v in d.items()} for k, d in stages.items()})
+    TRAIN_SETTINGS.update({'accum': 1, 'mixed_precision': None, **train})
 
 # %% ../nbs/foundations/core.ipynb #15165132
 def _launched_processes() -> int:
@@ -375,8 +396,9 @@ def train_loop(model: torch.nn.Module, # trained in place
     "Train `model` for `args.steps` AdamW steps through Accelerate; returns the loss of every step."
     from accelerate import Accelerator
     launch_state()  # refuses processes that Accelerate did not join
-    if args.accum < 1: raise UserError(f'accum must be at least 1, got {args.accum}')
-    acc = Accelerator(mixed_precision=args.mixed_precision)
+    accum = TRAIN_SETTINGS['accum'] if args.accum == 1 else args.accum  # the run's setting, unless the stage asks for its own
+    if accum < 1: raise UserError(f'accum must be at least 1, got {accum}')
+    acc = Accelerator(mixed_precision=args.mixed_precision or TRAIN_SETTINGS['mixed_precision'])
     many = acc.num_processes > 1
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.betas), weight_decay=args.weight_decay,
@@ -399,7 +421,7 @@ def train_loop(model: torch.nn.Module, # trained in place
         if many: batch = shard_batch(batch, acc.process_index, acc.num_processes)
         batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         opt.zero_grad(set_to_none=True)
-        loss = _accumulate(acc, model, loss_fn, batch, args.accum)
+        loss = _accumulate(acc, model, loss_fn, batch, accum)
         if args.grad_clip: acc.clip_grad_norm_(params, args.grad_clip)
         opt.step(); sched.step()
         losses.append((acc.reduce(loss.detach(), 'mean') if many else loss).item())

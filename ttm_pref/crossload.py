@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from .core import RunDir, run_stage, UserError, make_config
 from .world import ensure_world
 from .metrics import heldout_writer, heldout_clips, as_stored, HELDOUT_SEED, eval_tools, evaluate_clips, compare
-from .backbone import make_codec, heldout_inference, heldout_settings, encode_text, flow_interpolate
-from .encoders import get_text_encoder
+from .backbone import make_codec, heldout_inference, heldout_settings, encode_text, flow_interpolate, text_encoder_for
 from .reward import ensure_reward
 from .score_sft import (ScoreBackbone, SCORE_HEADS, ensure_score_sft, score_folder, generate_scored, heldout_report,
                                 model_config_writer, load_scored)
@@ -106,7 +105,7 @@ def embedding_target(model: ScoreBackbone, # a model with the `global_adaln` (v1
 def _probe_points(model, captions, latents, timesteps, seed, text_encoder):
     "(t, x_t, text) at each time: the prompts with the held-out prefix, x_t between the latents and seeded noise."
     if len(captions) != len(latents): raise UserError(f'{len(captions)} captions but {len(latents)} latents')
-    text = encode_text(text_encoder or get_text_encoder(), [heldout_inference(model.cfg).prefix + c for c in captions], model.cfg)
+    text = encode_text(text_encoder or text_encoder_for(model.cfg), [heldout_inference(model.cfg).prefix + c for c in captions], model.cfg)
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
     for t_ in timesteps:
         t = torch.full((len(captions),), float(t_))
@@ -128,7 +127,7 @@ def score_embedding_scale(model: ScoreBackbone, # a model with the `global_adaln
                           scores: list[float], # knob values s
                           timesteps: tuple = (0.25, 0.5, 0.75), # flow times t (t = 1 is noise)
                           seed: int = 0, # seeds the noise mixed into the latents
-                          text_encoder=None # default: `ttm_pref.encoders.get_text_encoder()`
+                          text_encoder=None # default: the config's (`text_encoder_for`)
                          ) -> list[dict]:
     """One row per (t, s), means over the prompts: ‖e(s)‖ ('embedding'), the norm of each vector it is added to
     ('added_to'), their ratio, and the relative velocity change from the null score to s ('velocity_change')."""
@@ -151,7 +150,7 @@ def knob_alignment(model: ScoreBackbone, # e.g. a cross-loaded model
                    scores: list[float], # knob values s
                    timesteps: tuple = (0.25, 0.5, 0.75), # flow times t
                    seed: int = 0, # seeds the noise mixed into the latents
-                   text_encoder=None # default: `ttm_pref.encoders.get_text_encoder()`
+                   text_encoder=None # default: the config's (`text_encoder_for`)
                   ) -> list[dict]:
     """One row per (t, s), means over the prompts: the cosine between the two models' knob effects v(s) − v(null)
     ('cosine'), and the relative gap ‖v_model(s) − v_reference(s)‖ / ‖v_reference(s)‖ ('gap')."""

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 from .core import StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop, UserError
 from .world import ensure_world
-from .encoders import get_text_encoder, load_embedder, clap_score
+from .encoders import load_embedder, clap_score
 from .metrics import heldout_writer, heldout_clips, as_stored, eval_tools, evaluate_clips, compare, paired_test, HELDOUT_SEED
-from .backbone import make_codec, prepare_training_data, flow_matching_loss, sample_timesteps, loss_summary, heldout_inference, heldout_settings
+from .backbone import make_codec, prepare_training_data, text_encoder_for, flow_matching_loss, sample_timesteps, loss_summary, heldout_inference, heldout_settings
 from .reward import ensure_reward
 from .listeners import ensure_panel
 from .score_sft import (ScoreBackbone, generate_scored, heldout_report, model_config_writer, load_scored,
@@ -122,7 +122,7 @@ def crpo_pairs(run: RunDir, scale: str, # the run (Row 3 complete or buildable)
         cos = clap_score(clap, cands.flatten(0, 1), [p for p in prompts for _ in range(cfg.n_candidates)]).reshape(len(prompts), -1).numpy()
         w, l = rank_candidates(cos)
         ar = np.arange(len(prompts))
-        dw = prepare_training_data(policy.cfg, cands[ar, w], prompts, get_text_encoder())
+        dw = prepare_training_data(policy.cfg, cands[ar, w], prompts, text_encoder_for(policy.cfg))
         pairs = {'latents_w': dw['latents'], 'latents_l': codec.encode(cands[ar, l]),
                  **{k: dw[k] for k in ('tokens', 'mask', 'pooled')}, 'score': torch.full((len(prompts),), float(sc.score))}
         return pairs, cfg, {'n_pairs': len(prompts), 'clap_chosen': float(cos[ar, w].mean()), 'clap_rejected': float(cos[ar, l].mean()),
@@ -204,8 +204,8 @@ def ensure_knob_sweep(run: RunDir, scale: str, progress: bool = True) -> dict:
             if s0 not in scores: raise UserError(f'the knob sweep {scores} must hold the default s = {s0:g} of {folder}')
             ks = knob_sweep(model, make_codec(model.cfg), caps, tuple(scores), reward, panel, progress=progress,
                             made={s0: heldout_clips(run, folder)[0][:n]})
-            tensors.update({f'{name}.reward': torch.tensor(ks['reward']), f'{name}.listener': torch.tensor(ks['listener'])})
-            models[name] = {'folder': folder, 'default': s0, **{m: _knob_summary(scores, s0, ks[m]) for m in ('reward', 'listener')}}
+            tensors.update({f'{name}.{m}': torch.tensor(ks[m]) for m in ('reward', 'listener') if np.isfinite(ks[m]).all()})  # no panel: no listener
+            models[name] = {'folder': folder, 'default': s0, **{m: _knob_summary(scores, s0, ks[m]) for m in ('reward', 'listener') if np.isfinite(ks[m]).all()}}
         return tensors, cfg, {'scores': scores, 'prompts': len(caps), 'models': models}
     return run_stage(run, 'knob_sweep', build, verbose=progress)[2]
 

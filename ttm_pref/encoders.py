@@ -284,11 +284,12 @@ def _clap_from_state(tensors: dict, # a `MiniClap` state dict, as the clap stage
 
 # %% ../nbs/foundations/encoders.ipynb #16bab582
 def ensure_clap(run: RunDir, # the run directory (stage folder 'clap')
-                scale: str, # 'debug' or 'mini' ('paper' is never trained here)
+                scale: str, # 'debug' or 'mini'; at 'paper', the LAION-CLAP music checkpoint from its file (registered as 'paper-clap')
                 progress: bool = True, # progress bar and messages
                 rebuild: bool = False # train from scratch (replacing the run's copy) instead of using the shipped instrument
                ) -> MiniClap:
     "The run's CLAP stand-in if complete, else the one shipped with the package copied in, else (`rebuild`) trained and measured; its metrics are in `.metrics`."
+    if scale == 'paper': return load_embedder('paper-clap')
     def train():
         cfg = make_config('clap', scale)
         world = ensure_world(run, scale)
@@ -488,11 +489,12 @@ class MusicFeatures(nn.Module):
 
 # %% ../nbs/foundations/encoders.ipynb #1f6c0a37
 def ensure_second_encoder(run: RunDir, # the run directory (stage folder 'music_features')
-                          scale: str, # 'debug', 'mini' or 'paper': sets how many training clips are fitted on
+                          scale: str, # 'debug' or 'mini'; at 'paper', MERT-v1-330M from its folder (registered as 'paper-mert')
                           progress: bool = True, # print whether the stage was built or loaded
                           rebuild: bool = False # fit again (replacing the run's copy) instead of using the shipped standardisation
                          ) -> MusicFeatures:
     "The MERT stand-in: `MusicFeatures` standardised on the world's training clips (shipped with the package, or fitted with `rebuild`)."
+    if scale == 'paper': return load_embedder('paper-mert')
     def train():
         cfg = make_config('music_features', scale)
         world = ensure_world(run, scale)

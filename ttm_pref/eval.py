@@ -25,16 +25,16 @@ from .crpo import ensure_crpo_control, ensure_knob_sweep, CONTROL
 
 # %% auto #0
 __all__ = ['ROWS', 'LABELS', 'FINAL', 'COLUMNS', 'INFERENCE_KEYS', 'PANELS', 'PER_CLIP_NAME', 'CLAIMS', 'LEDGER_COLUMNS',
-           'VERDICTS', 'DECISIONS', 'SHARE_MEASURES', 'PREVIOUS', 'CLAIM_RULES', 'LEDGER_HEAD', 'EvalConfig',
-           'table_row', 'submission_clips', 'table_clips', 'raw_table_clips', 'row_settings', 'check_one_inference',
-           'decomposition', 'plot_decomposition', 'climbing_prompt', 'largest_gains', 'side', 'listener_word',
-           'stage_shares', 'shares_markdown', 'Evidence', 'sft_improves_fad', 'expert_iteration_dominant',
-           'crossload_stays_close', 'reverse_crossload_collapses', 'crpo_within_noise', 'knob_saturated',
-           'every_decision_helps', 'reward_climbs', 'submissions_agree', 'claim_ledger', 'ledger_cells',
-           'ledger_markdown', 'table_markdown', 'findings', 'listening_page', 'write_report', 'report_markdown',
-           'per_clip_values', 'raw_post_markdown', 'settings_markdown', 'ensure_eval', 'ledger_inputs', 'run_ledger',
-           'ledger_sections_markdown', 'is_evaluated', 'load_clip_folder', 'clip_table', 'write_eval_json',
-           'write_submission']
+           'VERDICTS', 'DECISIONS', 'NO_PANEL', 'SHARE_MEASURES', 'PREVIOUS', 'CLAIM_RULES', 'LEDGER_HEAD',
+           'LISTENER_NOTE', 'EvalConfig', 'table_row', 'submission_clips', 'table_clips', 'raw_table_clips',
+           'row_settings', 'check_one_inference', 'decomposition', 'plot_decomposition', 'climbing_prompt',
+           'largest_gains', 'side', 'listener_word', 'stage_shares', 'shares_markdown', 'Evidence', 'sft_improves_fad',
+           'expert_iteration_dominant', 'crossload_stays_close', 'reverse_crossload_collapses', 'crpo_within_noise',
+           'knob_saturated', 'every_decision_helps', 'reward_climbs', 'submissions_agree', 'claim_ledger',
+           'ledger_cells', 'ledger_markdown', 'table_markdown', 'findings', 'listening_page', 'write_report',
+           'report_markdown', 'per_clip_values', 'raw_post_markdown', 'settings_markdown', 'ensure_eval',
+           'ledger_inputs', 'run_ledger', 'ledger_sections_markdown', 'is_evaluated', 'load_clip_folder', 'clip_table',
+           'write_eval_json', 'write_submission']
 
 # %% ../nbs/07_eval.ipynb #eddf2398
 ROWS = {'baseline': 'baseline', 'score_sft': 'score_sft.global_adaln', 'expert_iter': 'expert_iter',
@@ -137,8 +137,9 @@ def plot_decomposition(rows: list[dict], # the table
     import matplotlib.pyplot as plt
     stages = [r for r in rows if not r['stage'].startswith('submission')]
     extra = [r for r in rows if r['stage'].startswith('submission') and r['stage'] != f'submission_seed{HELDOUT_SEED}']
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-    for ax, (key, title, better) in zip(axes, PANELS):
+    panels = [p for p in PANELS if stages[0].get(p[0]) is not None]  # three at the paper scale, which has no listener panel
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.75 * len(panels), 3.4))
+    for ax, (key, title, better) in zip(axes, panels):
         def bars(r):
             if key == 'fad_clap': return r['fad_clap'] - r['fad_clap_ci_low'], r['fad_clap_ci_high'] - r['fad_clap']
             v = np.asarray(per_clip[r['stage']][PER_CLIP_NAME[key]])
@@ -188,8 +189,11 @@ def side(low: float, high: float, # a 95% interval
     lo, hi = sorted((sign * low, sign * high))
     return 1 if lo > 0 else -1 if hi < 0 else 0
 
-def listener_word(diff: float, p: float, alpha: float = 0.05) -> str:
-    "What the listeners say about a comparison: better, worse or no change, with the difference and its p."
+NO_PANEL = 'absent: no listener panel at this scale'  # what every listener column says at the paper scale
+
+def listener_word(diff: float|None, p: float|None, alpha: float = 0.05) -> str:
+    "What the listeners say about a comparison: better, worse or no change, with the difference and its p (`NO_PANEL` without a panel)."
+    if diff is None or p is None or not np.isfinite(diff): return NO_PANEL
     word = ('better' if diff > 0 else 'worse') if p < alpha else 'no change'
     return f'{word} ({diff:+.3f}, p = {p:.2g})'
 
@@ -206,15 +210,17 @@ def stage_shares(rows: list[dict] # the decomposition table (Rows 0-4 first, in 
     "Per training decision and measure: its change against the row before, and its size as a share of all four changes' sizes."
     by = {r['stage']: r for r in rows}
     chain = ['baseline', *DECISIONS]
-    d = [{m: by[stage][m] - by[prev][m] for m in SHARE_MEASURES} for prev, stage in zip(chain, chain[1:])]
-    moved = {m: sum(abs(x[m]) for x in d) for m in SHARE_MEASURES}
-    return [{'stage': stage, **{f'd_{m}': x[m] for m in SHARE_MEASURES},
-             **{f'share_{m}': abs(x[m]) / moved[m] if moved[m] else float('nan') for m in SHARE_MEASURES}} for stage, x in zip(DECISIONS, d)]
+    measures = [m for m in SHARE_MEASURES if by['baseline'].get(m) is not None]  # no listener score without a panel
+    d = [{m: by[stage][m] - by[prev][m] for m in measures} for prev, stage in zip(chain, chain[1:])]
+    moved = {m: sum(abs(x[m]) for x in d) for m in measures}
+    return [{'stage': stage, **{f'd_{m}': x[m] for m in measures},
+             **{f'share_{m}': abs(x[m]) / moved[m] if moved[m] else float('nan') for m in measures}} for stage, x in zip(DECISIONS, d)]
 
 def shares_markdown(shares: list[dict]) -> str:
     "Each decision's change and its share of the chain's movement, as Markdown."
-    cells = [{'stage': LABELS[s['stage']], **{m: f"{s[f'd_{m}']:+.4f} ({100 * s[f'share_{m}']:.0f}%)" for m in SHARE_MEASURES}} for s in shares]
-    return markdown_table(cells, ['stage', *SHARE_MEASURES])
+    measures = [m for m in SHARE_MEASURES if f'd_{m}' in shares[0]]
+    cells = [{'stage': LABELS[s['stage']], **{m: f"{s[f'd_{m}']:+.4f} ({100 * s[f'share_{m}']:.0f}%)" for m in measures}} for s in shares]
+    return markdown_table(cells, ['stage', *measures])
 
 # %% ../nbs/07_eval.ipynb #358928e3
 PREVIOUS = dict(zip(DECISIONS, ['baseline', *DECISIONS]))  # the row each decision is compared with
@@ -230,8 +236,11 @@ class Evidence:
 
     def change(self, stage: str, key: str) -> float: return self.by[stage][key] - self.by[PREVIOUS[stage]][key]
     def fad(self, stage: str) -> tuple: r = self.by[stage]; return r['d_fad_clap'], r['d_fad_clap_ci_low'], r['d_fad_clap_ci_high']
-    def listener(self, stage: str) -> str: return listener_word(self.change(stage, 'listener_score'), self.by[stage]['p_listener_score'], self.alpha)
-    def heard(self, t: dict) -> str: return listener_word(t['listener']['mean_diff'], t['listener']['p'], self.alpha)
+    @property
+    def panel(self) -> bool: return self.by['baseline'].get('listener_score') is not None  # is there a listener panel at this scale?
+    def listener(self, stage: str) -> str:
+        return listener_word(self.change(stage, 'listener_score'), self.by[stage]['p_listener_score'], self.alpha) if self.panel else NO_PANEL
+    def heard(self, t: dict) -> str: return listener_word(t['listener']['mean_diff'], t['listener']['p'], self.alpha) if 'listener' in t else NO_PANEL
 
 def _moved(t: dict, alpha: float) -> list[str]:
     "The measures of a `compare` result that moved beyond noise."
@@ -245,7 +254,7 @@ def sft_improves_fad(e: Evidence) -> dict:
 def expert_iteration_dominant(e: Evidence) -> dict:
     d, lo, hi = e.fad('expert_iter')
     largest = min(DECISIONS, key=lambda s: e.by[s]['d_fad_clap'])
-    heard_most = max(DECISIONS, key=lambda s: e.change(s, 'listener_score')) == 'expert_iter'
+    heard_most = e.panel and max(DECISIONS, key=lambda s: e.change(s, 'listener_score')) == 'expert_iter'
     v = side(lo, hi, -1)
     return _entry('expert_dominant', d, lo, hi, e.listener('expert_iter') + ('; the largest listener gain of the four' if heard_most else ''),
                   1 if v == 1 and largest == 'expert_iter' else min(v, 0),
@@ -271,8 +280,9 @@ def crpo_within_noise(e: Evidence) -> dict:
 def knob_saturated(e: Evidence) -> dict:
     fin, sft = e.knob['models']['final'], e.knob['models']['score_sft']
     t, s = fin['reward']['top_vs_default'], sft['reward']['top_vs_default']
+    heard = fin['listener']['top_vs_default'] if 'listener' in fin else {}
     return _entry('knob_saturated', t['mean_diff'], t['ci_low'], t['ci_high'],
-                  listener_word(fin['listener']['top_vs_default']['mean_diff'], fin['listener']['top_vs_default']['p'], e.alpha), 1 if t['ci_low'] <= 0 else 0,
+                  listener_word(heard.get('mean_diff'), heard.get('p'), e.alpha), 1 if t['ci_low'] <= 0 else 0,
                   f"reward at s = {e.knob['scores'][-1]:g} minus at the default s = {fin['default']:g}, final model, {e.knob['prompts']} prompts "
                   f"(the SFT model: {s['mean_diff']:+.3f}, p = {s['p']:.2g})")
 
@@ -285,10 +295,12 @@ def every_decision_helps(e: Evidence) -> dict:
             if e.by[s][f'p_{key}'] < e.alpha: sig_right += good; sig_wrong += not good
         v = side(*e.fad(s)[1:], -1)
         right += e.by[s]['d_fad_clap'] < 0; sig_right += v == 1; sig_wrong += v == -1
-    up = sum(e.change(s, 'listener_score') > 0 for s in DECISIONS)
-    sig = [e.change(s, 'listener_score') for s in DECISIONS if e.by[s]['p_listener_score'] < e.alpha]
-    return _entry('every_decision', float(right), None, None,
-                  f'{up} of 4 decisions raise the listener score ({sum(d > 0 for d in sig)} beyond noise; {sum(d < 0 for d in sig)} lower it beyond noise)',
+    heard = NO_PANEL
+    if e.panel:
+        up = sum(e.change(s, 'listener_score') > 0 for s in DECISIONS)
+        sig = [e.change(s, 'listener_score') for s in DECISIONS if e.by[s]['p_listener_score'] < e.alpha]
+        heard = f'{up} of 4 decisions raise the listener score ({sum(d > 0 for d in sig)} beyond noise; {sum(d < 0 for d in sig)} lower it beyond noise)'
+    return _entry('every_decision', float(right), None, None, heard,
                   1 if right == 12 and not sig_wrong else -1 if sig_wrong > sig_right else 0,
                   f'moves in the claimed direction, of 12 (4 decisions x 3 measures); beyond noise: {sig_right} right, {sig_wrong} wrong')
 
@@ -361,7 +373,10 @@ def findings(rows: list[dict], alpha: float = 0.05) -> list[str]:
         if r.get('d_fad_clap_ci_low') is not None and (r['d_fad_clap_ci_low'] > 0 or r['d_fad_clap_ci_high'] < 0):
             moved.append(f"FAD-CLAP {r['d_fad_clap']:+.3f} (interval excludes 0)")
         line = f"{LABELS[r['stage']]} vs {LABELS[r['vs']]}: " + ('; '.join(moved) if moved else 'nothing moved beyond noise')
-        d_reward, d_listener = r['reward'] - prev['reward'], r['listener_score'] - prev['listener_score']
+        d_reward = r['reward'] - prev['reward']
+        if r['listener_score'] is None:  # no panel at this scale: the reward's moves stand unchecked
+            out.append(line + '.'); continue
+        d_listener = r['listener_score'] - prev['listener_score']
         if sig['reward'] and sig['listener_score'] and d_reward * d_listener < 0:
             line += ('. **Reward hacking**: the reward rose while the listeners heard it worse' if d_reward > 0 else
                      '. The reward fell while the listeners heard it better: the reward misjudges these clips')
@@ -377,9 +392,11 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 th{background:#f3f3f3}td:first-child{text-align:left}.clip{display:inline-block;margin:6px 10px 6px 0;vertical-align:top}
 .badge{font-size:12px;color:#444}.note{color:#555;font-size:14px}img{max-width:100%}audio{width:240px}"""
 
-def _player(path: str, label: str, reward: float, listener: float) -> str:
+def _heard(listener: float|None) -> str: return 'no listener panel' if listener is None else f'listener {listener:+.2f}'
+
+def _player(path: str, label: str, reward: float, listener: float|None) -> str:
     return (f'<div class="clip"><b>{html.escape(label)}</b><br><audio controls preload="auto" src="{html.escape(path)}"></audio>'
-            f'<br><span class="badge">reward {reward:+.2f} · listener {listener:+.2f}</span></div>')
+            f'<br><span class="badge">reward {reward:+.2f} · {_heard(listener)}</span></div>')
 
 def _ledger_html(ledger: list[dict]) -> str:
     def row(cells): return '<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in cells[:-1]) + f'<td><b>{html.escape(cells[-1])}</b></td></tr>'
@@ -394,6 +411,9 @@ def _html_table(rows: list[dict]) -> str:
         _p(r.get('p_listener_score')), LABELS.get(r['vs'], '')]) + '</tr>' for r in rows)
     return '<table><tr>' + ''.join(f'<th>{h}</th>' for h in head) + '</tr>' + body + '</table>'
 
+LISTENER_NOTE = {True: 'The listener score is the simulated panel whose taste the reward learned: the ground truth the paper did not have.',
+                 False: 'There is no listener panel at this scale: every listener column is absent, and the reward\'s moves stand unchecked by listeners.'}
+
 def listening_page(scale: str, rows: list[dict], lines: list[str], # the scale, the table and its findings
                    climb: dict, gains: list[dict], # the two listening sections (see `write_report`)
                    ledger: list[dict]|None = None # the claim ledger
@@ -407,9 +427,9 @@ def listening_page(scale: str, rows: list[dict], lines: list[str], # the scale, 
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ttm_pref: decomposition at the {scale} scale</title><style>{_CSS}</style></head>
 <body><h1>Improving text-to-music generation with human-preference rewards, reproduced at the <code>{scale}</code> scale</h1>
-{warn}<p class="note">{rows[0]['n']} held-out prompts of the mini world (seed 42 + prompt index), every clip post-processed (three vocal-removal
+{warn}<p class="note">{rows[0]['n']} held-out prompts of the {'Song Describer dataset' if scale == 'paper' else 'mini world'} (seed 42 + prompt index), every clip post-processed (three vocal-removal
 passes, −16.5 LUFS). Rows 1–4 are compared with the row before them, the submissions with the baseline (paired t-tests; FAD-CLAP:
-bootstrap intervals). The listener score is the simulated panel whose taste the reward learned: the ground truth the paper did not have.</p>
+bootstrap intervals). {LISTENER_NOTE[rows[0].get('listener_score') is not None]}</p>
 <img src="figure.png" alt="reward, FAD-CLAP, CLAP score and listener score across the stages">
 <h2>The decomposition table</h2>{_html_table(rows)}
 <ul>{''.join(f'<li>{html.escape(l).replace("**", "")}</li>' for l in lines)}</ul>{_ledger_html(ledger) if ledger else ''}
@@ -454,8 +474,9 @@ def write_report(folder: str|Path, # the report folder (replaced as a whole)
         def clip(name, i):
             path = f'audio/{name}_{i:03d}.wav'
             if not (tmp/path).exists(): sf.write(tmp/path, clips[name][i].numpy(), sr, subtype='PCM_16')
+            heard = per_clip[name].get('listener')
             return {'audio': path, 'label': LABELS[name], 'reward': float(per_clip[name]['reward'][i]),
-                    'listener': float(per_clip[name]['listener'][i])}
+                    'listener': None if heard is None else float(heard[i])}
         c = climbing_prompt(np.stack([per_clip[n]['reward'] for n in stages]))
         climb = {'index': c, 'caption': captions[c], 'clips': [clip(n, c) for n in stages]}
         gains = [{'index': i, 'caption': captions[i], 'delta': float(per_clip[sub]['reward'][i] - per_clip['baseline']['reward'][i]),
@@ -475,7 +496,7 @@ def report_markdown(scale, rows, lines, climb, gains, seconds, extra_md='', ledg
     warn = '\n> **Debug scale**: tiny models trained for seconds; these numbers mean nothing.\n' if scale == 'debug' else ''
     times = markdown_table([{'stage': k, 'seconds': round(v, 1)} for k, v in seconds.items()] +
                            [{'stage': '**total**', 'seconds': round(sum(seconds.values()), 1)}], ['stage', 'seconds']) if seconds else ''
-    listen = '\n'.join(f"- {c['label']}: [{c['audio']}]({c['audio']}) (reward {c['reward']:+.2f}, listener {c['listener']:+.2f})" for c in climb['clips'])
+    listen = '\n'.join(f"- {c['label']}: [{c['audio']}]({c['audio']}) (reward {c['reward']:+.2f}, {_heard(c['listener'])})" for c in climb['clips'])
     diff = '\n'.join(f"- Δ reward {g['delta']:+.2f}, *{g['caption']}*: " + ', '.join(f"[{c['label']}]({c['audio']})" for c in g['clips']) for g in gains)
     return (f"# The decomposition table at the `{scale}` scale\n{warn}\n"
             f"{rows[0]['n']} held-out prompts (seed 42 + prompt index), every clip post-processed. Rows 1-4 are compared with the row before, "
@@ -573,10 +594,11 @@ def ledger_sections_markdown(rows: list[dict], inputs: dict) -> str:
     acc = (f"TangoFlux's implicit accuracy on the {crpo['n_pairs']} training pairs, start -> end: CRPO {crpo['agreement_start']['prefers_chosen']:.2f} -> "
            f"{crpo['agreement_end']['prefers_chosen']:.2f}; beta = 0 {ctrl['agreement_start']['prefers_chosen']:.2f} -> {ctrl['agreement_end']['prefers_chosen']:.2f}.")
     knob = inputs['knob']
+    heard = [x for x in ('reward', 'listener') if x in next(iter(knob['models'].values()))]
     kt = markdown_table([{'model': f"{n} ({m['folder']}, default s = {m['default']:g})",
-                          **{f'{x} at s = {s:g}': m[x]['mean'][j] for x in ('reward', 'listener') for j, s in enumerate(knob['scores'])}}
+                          **{f'{x} at s = {s:g}': m[x]['mean'][j] for x in heard for j, s in enumerate(knob['scores'])}}
                          for n, m in knob['models'].items()],
-                        ['model', *[f'{x} at s = {s:g}' for x in ('reward', 'listener') for s in knob['scores']]])
+                        ['model', *[f'{x} at s = {s:g}' for x in heard for s in knob['scores']]])
     return ("## Each decision's share of the chain's movement\n\nPost-processed; each decision against the row before it, and its size as "
             f"a share of all four decisions' sizes (|Δ| / Σ|Δ|):\n\n{shares_markdown(stage_shares(rows))}\n"
             f"## What CRPO's preference term adds\n\nCRPO against the same pass with beta = 0 (the chosen clips' SFT term alone), "

@@ -13,10 +13,10 @@ from safetensors.torch import save_file, load_file
 
 from .core import StageConfig, register_config, make_config, RunDir, run_stage, TrainArgs, train_loop, UserError, count_params
 from .world import ensure_world
-from .encoders import get_text_encoder, load_embedder, clap_score
+from .encoders import load_embedder, clap_score
 from .listeners import ensure_panel, listener_score
 from .metrics import heldout_writer, HELDOUT_SEED
-from .backbone import make_codec, prepare_training_data, loss_summary, heldout_inference, heldout_settings
+from .backbone import make_codec, prepare_training_data, text_encoder_for, loss_summary, heldout_inference, heldout_settings
 from .reward import ensure_reward
 from .score_sft import (ScoreBackbone, ensure_score_sft, score_training_data, score_batch, _score_loss, generate_scored,
                                 score_folder, heldout_report, model_config_writer, load_scored)
@@ -92,6 +92,7 @@ def expert_mixture(data: dict, # `score_training_data` of the run
     per_clip = data['weight'][0]  # the weight of one world training clip (they come first)
     mix = {k: torch.cat([data[k], kept[k].to(data[k].dtype)]) for k in ('latents', 'tokens', 'mask', 'pooled', 'score')}
     mix['weight'] = torch.cat([data['weight'], torch.full((len(kept['score']),), float(per_clip) * oversample)])
+    if 'null' in data: mix['null'] = data['null']
     return mix
 
 # %% ../nbs/03_expert_iter.ipynb #44bb89d1
@@ -115,7 +116,7 @@ def ensure_expert_iter(run: RunDir, # the run directory
         crit = score_candidates(audio, caps, reward, clap, panel)
         keep = select_top(crit['blend'], cfg.keep_frac)
         t_cand = time.time() - t0
-        kept = {**prepare_training_data(model.cfg, audio[keep], [caps[i] for i in keep], get_text_encoder()),
+        kept = {**prepare_training_data(model.cfg, audio[keep], [caps[i] for i in keep], text_encoder_for(model.cfg)),
                 'score': torch.tensor(crit['reward'][keep], dtype=torch.float32)}
         data = expert_mixture(score_training_data(run, scale, model.cfg, model.score_cfg), kept, cfg.oversample)
         losses = _train_phase(model, data, cfg, cfg.steps, cfg.lr, run.root/'expert_iter.train.pt', 'expert_iter', progress)
@@ -134,7 +135,7 @@ def ensure_expert_iter(run: RunDir, # the run directory
         by = lambda k: {'selected': float(crit[k][sel].mean()), 'rest': float(crit[k][~sel].mean())}
         metrics = {**loss_summary(losses), 'polish_loss_final': float(np.mean(polish[-20:])) if polish else None,
                    **heldout_report(run, scale, held, reward, previous=score_folder(cfg.source_head)),
-                   'n_candidates': len(caps), 'n_kept': int(sel.sum()), 'selection': {k: by(k) for k in ('reward', 'clap', 'listener', 'blend')},
+                   'n_candidates': len(caps), 'n_kept': int(sel.sum()), 'selection': {k: by(k) for k in ('reward', 'clap', 'listener', 'blend') if k in crit},
                    'params': count_params(model)['total'], 'candidate_seconds': round(t_cand, 1), 'train_seconds': round(t_train, 1),
                    'heldout_seconds': round(t_held, 1)}
         return model.state_dict(), cfg, metrics

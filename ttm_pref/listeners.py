@@ -447,11 +447,12 @@ def taste_score(panel: Panel, terms: dict[str, np.ndarray]) -> np.ndarray:
     "The hidden score, standardised on the panel's calibration clips (mean 0, std 1)."
     return (raw_score(terms, panel.cfg.weights) - panel.score_norm[0]) / panel.score_norm[1]
 
-def listener_score(panel: Panel, # the listener panel, from `ensure_panel`
+def listener_score(panel: Panel|None, # the listener panel, from `ensure_panel` (None at the paper scale: NaN for every clip)
                    audio: torch.Tensor|np.ndarray, # clips [N, T], 16 kHz
                    captions: list[str] # the prompt of each clip
                   ) -> np.ndarray:
     "The panel's hidden score of each clip for its caption (higher = better); evaluation reports it beside the reward."
+    if panel is None: return np.full(len(audio), np.nan)  # no panel: absent, never a number
     return taste_score(panel, taste_terms(panel, hear(audio, panel.cfg.n_mels), captions))
 
 # %% ../nbs/foundations/listeners.ipynb #1298424a
@@ -659,8 +660,9 @@ def panel_metrics(panel: Panel,
 def ensure_panel(run: RunDir, # the panel is kept in its stage folder 'listeners'
                  scale: str, # 'debug' | 'mini' | 'paper'
                  progress: bool = True # print whether each stage was loaded or built
-                ) -> Panel:
-    "The listener panel of the run's world: loaded from the stage folder 'listeners' or built and saved there."
+                ) -> Panel|None:
+    "The listener panel of the run's world: loaded from the stage folder 'listeners' or built and saved there; None at the paper scale, which has no panel."
+    if scale == 'paper': return None  # real music has no simulated listeners: every table says the listener column is absent
     cfg = make_config('listeners', scale)
     def build():
         world = ensure_world(run, scale)

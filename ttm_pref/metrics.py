@@ -130,14 +130,18 @@ class EvalTools:
     panel: object|None = None  # the listener panel (`ttm_pref.listeners.Panel`)
     reward: Callable|None = None  # `reward(audio, captions) -> [N]` scores
 
+_REFERENCE: dict = {}  # (run, scale) -> the reference set's CLAP embeddings
+
 def eval_tools(run: RunDir, # the run directory (its world, CLAP stand-in and panel)
                scale: str, # the run's scale
                reward: Callable|None = None # `reward(audio, captions) -> [N]`, once there is a reward model
               ) -> EvalTools:
     "The evaluation tools of a run: the CLAP stand-in, the reference embeddings, the panel and the reward."
     clap = load_embedder('clap', run=run, scale=scale)
-    ref = clap.embed_audio(ensure_world(run, scale).reference.audio).numpy()
-    return EvalTools(clap, ref, ensure_panel(run, scale), reward)
+    key = (str(run.root.resolve()), scale)
+    if scale != 'paper' or key not in _REFERENCE:  # SDD-706 through LAION-CLAP once per process; the mini stand-ins are cheap and may be rebuilt
+        _REFERENCE[key] = clap.embed_audio(ensure_world(run, scale).reference.audio).numpy()
+    return EvalTools(clap, _REFERENCE[key], ensure_panel(run, scale), reward)
 
 PER_CLIP = ('clap_score', 'reward', 'listener')  # the per-prompt measures of an evaluation
 

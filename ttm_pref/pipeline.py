@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import soundfile as sf
+import torch
 from scipy import stats
 
-from .core import RunDir, UserError, NotBuiltYet, SCALES, atomic_write_text, to_json, is_main_process, shown_path
+from .core import RunDir, UserError, NotBuiltYet, SCALES, make_config, set_run_config, atomic_write_text, to_json, is_main_process, shown_path
 from .world import ensure_world, is_world_cached
 from .encoders import ensure_clap, ensure_second_encoder
 from .listeners import ensure_panel, ensure_preferences
-from .backbone import ensure_baseline, load_stage_model, make_codec, Inference, heldout_inference, generate_with
-from .reward import ensure_systems, ensure_reward
+from .backbone import Backbone, ensure_baseline, load_stage_model, make_codec, Inference, heldout_inference, generate_with
+from .reward import ensure_systems, ensure_reward, RewardModel
 from .score_sft import ensure_chain_heads, load_score_model, load_scored, generate_scored, score_folder, CHAIN_HEADS
 from .expert_iter import ensure_expert_iter
 from .crossload import ensure_crossload, ensure_crossload_study, DIRECTIONS
@@ -25,13 +27,16 @@ from .crpo import ensure_crpo, ensure_crpo_control, ensure_knob_sweep, CONTROL
 from .postproc import ensure_postproc, is_postprocessed
 from .eval import ensure_eval, is_evaluated, run_ledger, ROWS, LABELS, SHARE_MEASURES
 from .metrics import markdown_table
-from .assets import PAPER_ASSETS, missing_paper_assets
-from .scale import chain_costs, costs_markdown
+from .mel_vae import MelVAE, MelVAEConfig, BigVGANVocoder, BigVGANConfig
+from .assets import ASSETS
+from .paper_world import check_paper_assets
+from .scale import chain_costs, chain_disk, costs_markdown, _zero_layers_drawn
 
 # %% auto #0
-__all__ = ['ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'LEDGER_NULL', 'Stage', 'get_stage', 'run_seed',
-           'check_run_seed', 'run_chain', 'stage_seconds', 'check_paper_assets', 'report_markdown', 'load_generator',
-           'compare_runs', 'beyond_seed', 'compare_ledgers', 'compare_markdown']
+__all__ = ['MINI_WORLD', 'ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'LEDGER_NULL', 'TRAIN_CAPTIONS',
+           'SDD_CAPTIONS', 'TINY_ROBERTA', 'FLUX', 'PAPER_TINY_CONFIG', 'Stage', 'get_stage', 'run_seed',
+           'check_run_seed', 'run_chain', 'stage_seconds', 'report_markdown', 'load_generator', 'compare_runs',
+           'beyond_seed', 'compare_ledgers', 'compare_markdown', 'write_paper_tiny']
 
 # %% ../nbs/09_pipeline.ipynb #361d3996
 @dataclass
@@ -43,6 +48,10 @@ class Stage:
     what: str = ''  # one line for the report
     done: Callable[[RunDir, str], bool]|None = None  # is it complete in a run? (default: its folder is)
     summary: Callable[[RunDir], dict]|None = None  # its headline metrics for the report (default: its folder's metrics.json)
+    scales: tuple = SCALES  # the scales it runs at (the mini world's own instruments and panel have no place at the paper scale)
+    what_paper: str = ''  # the report's line at the paper scale, where the stage reads the paper's files (default: `what`)
+
+    def describe(self, scale: str) -> str: return self.what_paper if scale == 'paper' and self.what_paper else self.what
 
     def is_done(self, run: RunDir, scale: str) -> bool:
         if self.done is not None: return self.done(run, scale)
@@ -50,7 +59,7 @@ class Stage:
 
 def _reward_summary(run: RunDir) -> dict:
     m = run.load('reward')[2]
-    return {**{k: m[k] for k in ('heldout_accuracy', 'ece', 'listener_spearman')}, 'baseline': m['baseline_eval']}
+    return {**{k: m[k] for k in ('source', 'heldout_accuracy', 'ece', 'listener_spearman') if k in m}, 'baseline': m['baseline_eval']}
 
 def _heads_done(run: RunDir, scale: str) -> bool: return all(run.is_complete(score_folder(h)) for h in CHAIN_HEADS)
 def _heads_summary(run: RunDir) -> dict: return {h: run.load(score_folder(h))[2]['eval'] for h in CHAIN_HEADS}
@@ -70,26 +79,30 @@ def _control_summary(run: RunDir) -> dict:
     return {'implicit_accuracy': m['agreement_end']['prefers_chosen'], 'crpo_minus_this': {k: v['mean_diff'] for k, v in m['crpo_minus_this'].items()}}
 
 def _knob_sweep_summary(run: RunDir) -> dict:
-    return {name: {k: m[k]['top_vs_default']['mean_diff'] for k in ('reward', 'listener')} for name, m in run.load('knob_sweep')[2]['models'].items()}
+    return {name: {k: m[k]['top_vs_default']['mean_diff'] for k in ('reward', 'listener') if k in m} for name, m in run.load('knob_sweep')[2]['models'].items()}
 
 def _separator_summary(run: RunDir) -> dict:
+    if not run.is_complete('separator'): return {'separator': make_config('postproc', 'paper').separator}  # the paper's, from its files
     m = run.load('separator')[2]
     return {k: m[k] for k in ('vocals_sdr', 'kept_sdr', 'kept_sdr_doing_nothing', 'instrumental_sdr', 'train_seconds')}
 
 def _eval_table_summary(run: RunDir) -> dict:
-    return {r['stage']: {k: r[k] for k in ('fad_clap', 'clap_score', 'reward', 'listener_score')} for r in run.load('eval')[2]['rows']}
+    return {r['stage']: {k: r[k] for k in ('fad_clap', 'clap_score', 'reward', 'listener_score') if r[k] is not None} for r in run.load('eval')[2]['rows']}
 
+MINI_WORLD = ('debug', 'mini')  # the scales of the stages that build the mini world's instruments, panel and judgments
 ROW_FOLDERS = list(ROWS.values())  # the stage folders whose held-out clips the table measures
 
 CHAIN = [
-    Stage('world', ensure_world, None, 'procedural music, captions, held-out prompts, reference set', is_world_cached),
-    Stage('clap', ensure_clap, 'clap', 'the CLAP stand-in (contrastive audio-text model)'),
-    Stage('music_features', ensure_second_encoder, 'music_features', 'the MERT stand-in (second audio feature)'),
-    Stage('listeners', ensure_panel, 'listeners', 'the simulated listener panel'),
-    Stage('preferences', ensure_preferences, 'preferences', "the panel's A-vs-B judgments (the reward's training data)"),
-    Stage('baseline', ensure_baseline, 'baseline', 'FluxAudio-S flow-matching baseline'),
-    Stage('systems', ensure_systems, 'systems', "several systems' clips of training prompts (the reward's generated data)"),
-    Stage('reward', ensure_reward, 'reward', 'the TuneJury stand-in (and the baseline\'s held-out clips)', summary=_reward_summary),
+    Stage('world', ensure_world, None, 'procedural music, captions, held-out prompts, reference set', is_world_cached,
+          what_paper='MTG-Jamendo clips and captions, 100 Song Describer prompts, the SDD-706 reference (local files)'),
+    Stage('clap', ensure_clap, 'clap', 'the CLAP stand-in (contrastive audio-text model)', scales=MINI_WORLD),
+    Stage('music_features', ensure_second_encoder, 'music_features', 'the MERT stand-in (second audio feature)', scales=MINI_WORLD),
+    Stage('listeners', ensure_panel, 'listeners', 'the simulated listener panel', scales=MINI_WORLD),
+    Stage('preferences', ensure_preferences, 'preferences', "the panel's A-vs-B judgments (the reward's training data)", scales=MINI_WORLD),
+    Stage('baseline', ensure_baseline, 'baseline', 'FluxAudio-S flow-matching baseline', what_paper='FluxAudio-S from its published weights (not trained)'),
+    Stage('systems', ensure_systems, 'systems', "several systems' clips of training prompts (the reward's generated data)", scales=MINI_WORLD),
+    Stage('reward', ensure_reward, 'reward', 'the TuneJury stand-in (and the baseline\'s held-out clips)', summary=_reward_summary,
+          what_paper="TuneJury's reward (or one trained on pairs.csv), its score of every training clip, the baseline's held-out clips"),
     Stage('score_sft', ensure_chain_heads, None, "score-conditioned SFT: the chain's head v1 (global_adaln) and a native v2 (input_add)", _heads_done, _heads_summary),
     Stage('expert_iter', ensure_expert_iter, 'expert_iter', 'expert iteration on the global_adaln model', summary=_eval_summary('expert_iter')),
     Stage('crossload', ensure_crossload, 'crossload', 'Row 3: expert iteration cross-loaded v1 -> v2', summary=_eval_summary('crossload')),
@@ -101,7 +114,8 @@ CHAIN = [
           'reward and listener score against the knob s, SFT model and final model', summary=_knob_sweep_summary),
     Stage('postproc', lambda run, scale, progress=True: ensure_postproc(run, scale, ROW_FOLDERS, progress), None,
           "a Demucs trained on the world's stems; three vocal-removal passes and -16.5 LUFS on every row's held-out clips",
-          lambda run, scale: run.is_complete('separator') and is_postprocessed(run, ROW_FOLDERS), _separator_summary),
+          lambda run, scale: (scale == 'paper' or run.is_complete('separator')) and is_postprocessed(run, ROW_FOLDERS), _separator_summary,
+          what_paper="Demucs mdx_extra from its files; three vocal-removal passes and -16.5 LUFS on every row's held-out clips"),
     Stage('eval', lambda run, scale, progress=True: ensure_eval(run, scale, stage_seconds(run), progress), 'eval',
           'the decomposition table, its figure and the listening page (report/)', lambda run, scale: is_evaluated(run), _eval_table_summary),
 ]
@@ -160,15 +174,18 @@ def run_chain(out: str|Path, # the run directory
     if scale not in SCALES: raise UserError(f'unknown scale {scale!r}; choose one of {", ".join(SCALES)}')
     if until is not None and until not in STAGES: raise UserError(f'unknown stage {until!r}; stages are: {", ".join(STAGES)}')
     if scale == 'paper':
-        if verbose and is_main_process(): print(costs_markdown(chain_costs('paper')), flush=True)  # what it will cost, before anything
-        check_paper_assets()
+        if verbose and is_main_process(): print(costs_markdown(chain_costs('paper'), disk=chain_disk('paper')), flush=True)  # what it will cost, before anything
+        check_paper_assets()  # every file, one line per problem, before anything is written
     run = RunDir(out)
     if seed is None: seed = run_seed(run)  # a resumed run keeps the seed it was started with
     else: check_run_seed(run, seed)
     verbose = verbose and is_main_process()  # under `accelerate launch`, one process speaks for all
     rows = []
     for stage in CHAIN:
-        if stage.ensure is None:
+        if scale not in stage.scales:
+            rows.append({'stage': stage.name, 'status': 'not at this scale', 'seconds': 0.0, 'what': stage.describe(scale)})
+            if verbose: print(f'[{stage.name}] not at the {scale} scale')
+        elif stage.ensure is None:
             rows.append({'stage': stage.name, 'status': 'not built yet', 'seconds': 0.0, 'what': stage.what})
             if verbose: print(f'[{stage.name}] not built yet')
         else:
@@ -180,7 +197,7 @@ def run_chain(out: str|Path, # the run directory
             seconds = round(time.time() - t0, 2)
             if not (was_done or measured): run.record_time(stage.name, seconds)
             rows.append({'stage': stage.name, 'status': 'skipped' if was_done else 'built', 'seconds': seconds,
-                         'what': stage.what, 'metrics': _stage_metrics(run, stage, scale)})
+                         'what': stage.describe(scale), 'metrics': _stage_metrics(run, stage, scale)})
             if verbose: print(f"== {stage.name}: {'found, skipped' if was_done else 'built'} in {seconds:.1f}s", flush=True)
         if stage.name == until: break
     report = {'scale': scale, 'seed': run_seed(run), 'stages': rows}
@@ -195,14 +212,6 @@ def stage_seconds(run: RunDir) -> dict[str, float]:
     "Wall seconds of every stage built in `run`, in chain order."
     t = run.timings()
     return {s.name: t[s.name] for s in CHAIN if s.name in t}
-
-# %% ../nbs/09_pipeline.ipynb #6bcb3138
-def check_paper_assets():
-    "A one-line `UserError` naming every missing paper asset; `NotBuiltYet` for the paper-scale chain itself."
-    missing = missing_paper_assets()
-    if missing: raise UserError('the paper scale needs local files this machine does not have: ' +
-                                '; '.join(f'{PAPER_ASSETS[k]} (set {k})' for k in missing))
-    raise NotBuiltYet('the paper-scale chain')
 
 # %% ../nbs/09_pipeline.ipynb #31910175
 def _flat(d: dict, prefix: str = '') -> dict:
@@ -326,4 +335,117 @@ def compare_markdown(cmp: dict # from `compare_runs`
             "tolerance): is the effect larger than what a change of seed does?\n\n"
             f"## The whole chain: Sub. 1 minus the baseline\n\n{change}\n"
             f"## Every row of the table (post-processed)\n\n{rows}")
+
+
+# %% ../nbs/09_pipeline.ipynb #e5f78c4a
+TRAIN_CAPTIONS = ['a calm piano piece with soft strings', 'an upbeat rock song with drums and electric guitar',
+                  'a slow ambient pad with a warm synth', 'fast techno with a heavy kick and bass',
+                  'a gentle acoustic guitar ballad', 'a jazz trio with brushed drums and upright bass',
+                  'an orchestral theme with brass and strings', 'a lofi hip hop beat with vinyl crackle']
+SDD_CAPTIONS = ['a bright pop song with piano and drums', 'a dark cinematic piece with low strings',
+                'a relaxed reggae groove with bass and guitar', 'an energetic drum and bass track',
+                'a quiet solo piano piece', 'a folk song with acoustic guitar and violin']
+TINY_ROBERTA = dict(num_hidden_layers=1, intermediate_size=64, max_position_embeddings=80)
+FLUX = dict(patch=1, predict='velocity', mask_text=False, input_skip=False, latent_channels=20, text_dim=32, pooled_dim=512, text_tokens=77)
+PAPER_TINY_CONFIG = {  # the paper's chain, its counts shrunk to a rehearsal
+    'world': {'n_train': 8, 'n_heldout': 4, 'n_reference': 4, 'seconds': 2.048},
+    'backbone': {'sample_steps': 2, 'latent_frames': 64},  # 2.048 s clips: 64 latent frames of 512 samples
+    'score_sft': {'steps': 2, 'batch_size': 4, 'warmup': 0, 'ckpt_every': 0, 'knob_prompts': 2, 'knob_scores': [1.0, 5.0, 7.0]},
+    'expert_iter': {'n_prompts': 4, 'per_prompt': 2, 'steps': 2, 'polish_steps': 1, 'batch_size': 4, 'ckpt_every': 0},
+    'crpo': {'n_prompts': 3, 'n_candidates': 2, 'steps': 2, 'batch_size': 2, 'ckpt_every': 0},
+}
+
+def _word_tokenizer(folder: Path, specials: list, post, words: list) -> int:
+    "A word-level tokenizer over `words`, saved as transformers saves one; its vocabulary size."
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    vocab = {t: i for i, t in enumerate(specials + sorted(set(words)))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token='<unk>'))
+    tok.pre_tokenizer, tok.post_processor = pre_tokenizers.Whitespace(), post
+    roles = {'<s>': 'bos_token', '</s>': 'eos_token', '<pad>': 'pad_token', '<unk>': 'unk_token'}
+    PreTrainedTokenizerFast(tokenizer_object=tok, **{roles[s]: s for s in specials}).save_pretrained(folder)
+    return len(vocab)
+
+def _tone(seconds: float, sr: int, seed: int, channels: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.3 * np.sin(2 * np.pi * rng.uniform(110, 880) * t) + 0.05 * rng.standard_normal(len(t))
+    return np.stack([x] * channels, 1).astype(np.float32) if channels > 1 else x.astype(np.float32)
+
+def _flux() -> Backbone:
+    torch.manual_seed(0)
+    model = _zero_layers_drawn(Backbone(make_config('backbone', 'debug', **FLUX)))
+    with torch.no_grad(): model.latent_std.uniform_(0.5, 2.0)
+    return model
+
+def _clap_state(roberta: dict) -> dict:
+    from ttm_pref.assets import build_clap
+    torch.manual_seed(1)
+    return {'epoch': 15, 'state_dict': {f'module.{k}': v for k, v in build_clap('HTSAT-base', roberta).state_dict().items()}}
+
+def _mert(folder: Path) -> int:
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+    torch.manual_seed(2)
+    HubertModel(HubertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+                             conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=8,
+                             num_conv_pos_embedding_groups=2)).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=24000).save_pretrained(folder)
+    return 16
+
+def _demucs(folder: Path):
+    from demucs.hdemucs import HDemucs
+    from demucs.states import save_with_checksum
+    torch.manual_seed(3)
+    m = HDemucs(['drums', 'bass', 'other', 'vocals'], channels=4)
+    args, kwargs = m._init_args_kwargs
+    save_with_checksum({'klass': type(m), 'args': args, 'kwargs': kwargs, 'state': m.state_dict()}, folder/'00000001.th')
+    (folder/'mdx_extra.yaml').write_text("models: ['00000001']\nsegment: 44\n")
+
+def write_paper_tiny(root: str|Path # an empty folder (made if missing)
+                    ) -> dict[str, str]:
+    "Write a stand-in of every paper asset under `root`, and `run_config.json`; the environment variables that name the assets."
+    from tokenizers import processors
+    from transformers import RobertaConfig, T5Config, T5EncoderModel
+    from ttm_pref.assets import ROBERTA_BASE
+    root = Path(root); root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()): raise UserError(f'{shown_path(root)} is not empty: the stand-ins go into an empty folder')
+    words = ' '.join(TRAIN_CAPTIONS + SDD_CAPTIONS + ['high quality instrumental music, noise distortion low static hum hiss clipping muffled amateur recording']).replace(',', ' ').split()
+    env = {}
+    torch.save(_flux().state_dict(), root/'fluxaudio_s_full.pth'); env['TTM_PREF_FLUXAUDIO'] = root/'fluxaudio_s_full.pth'
+    torch.manual_seed(4)
+    torch.save(MelVAE(MelVAEConfig(hidden_dim=16)).state_dict(), root/'v1-16.pth'); env['TTM_PREF_VAE'] = root/'v1-16.pth'
+    torch.save({'generator': BigVGANVocoder(BigVGANConfig(upsample_initial_channel=64)).state_dict()}, root/'best_netG.pt')
+    env['TTM_PREF_VOCODER'] = root/'best_netG.pt'
+    t5 = root/'flan-t5-large'
+    n = _word_tokenizer(t5, ['<pad>', '</s>', '<unk>'], processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', 1)]), words)
+    torch.manual_seed(5)
+    T5EncoderModel(T5Config(vocab_size=n, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0, eos_token_id=1,
+                            decoder_start_token_id=0)).save_pretrained(t5)
+    env['TTM_PREF_T5'] = t5
+    rob = root/'roberta-base'
+    n = _word_tokenizer(rob, ['<s>', '<pad>', '</s>', '<unk>'], processors.RobertaProcessing(('</s>', 2), ('<s>', 0)), words)
+    roberta = {**TINY_ROBERTA, 'vocab_size': n}
+    (rob/'config.json').write_text(json.dumps(RobertaConfig(**{**ROBERTA_BASE, **roberta}).to_dict()))
+    env['TTM_PREF_ROBERTA'] = rob
+    clap = _clap_state(roberta)
+    torch.save(clap, root/'music_speech_audioset_epoch_15_esc_89.98.pt'); env['TTM_PREF_CLAP_COND'] = root/'music_speech_audioset_epoch_15_esc_89.98.pt'
+    torch.save(clap, root/'music_audioset_epoch_15_esc_90.14.pt'); env['TTM_PREF_CLAP_CKPT'] = root/'music_audioset_epoch_15_esc_90.14.pt'
+    mert_dim = _mert(root/'MERT-v1-330M'); env['TTM_PREF_MERT'] = root/'MERT-v1-330M'
+    torch.manual_seed(6)
+    head = RewardModel(512 + mert_dim + 512, (32, 16, 8), 0.5)  # TuneJury's layout (Linear, BatchNorm, ReLU, Dropout per layer), narrow
+    torch.save({k: v for k, v in head.state_dict().items() if k.startswith('net.')}, root/'tunejury.pt'); env['TTM_PREF_TUNEJURY'] = root/'tunejury.pt'
+    (root/'demucs').mkdir(); _demucs(root/'demucs'); env['TTM_PREF_DEMUCS_REPO'] = root/'demucs'
+    jam = root/'jamendo'/'train'; (jam/'audios').mkdir(parents=True)
+    for i, cap in enumerate(TRAIN_CAPTIONS):  # the challenge layout; half of the clips at 44.1 kHz stereo, decoded and resampled
+        sr, ch = (44100, 2) if i % 2 else (16000, 1)
+        sf.write(jam/'audios'/f'{1000 + i}.{"flac" if i % 2 else "wav"}', _tone(3.0, sr, i, ch), sr)
+    (jam/'jamendo_train.tsv').write_text('id\tcaption\n' + ''.join(f'{1000 + i}\t{c}\n' for i, c in enumerate(TRAIN_CAPTIONS)))
+    env['TTM_PREF_JAMENDO'] = jam
+    sdd = root/'song_describer'; (sdd/'audio'/'00').mkdir(parents=True)
+    (sdd/'song_describer.csv').write_text('caption_id,track_id,caption,is_valid_subset\n' +
+                                          ''.join(f'{i},{100 + i},"{c}",True\n' for i, c in enumerate(SDD_CAPTIONS)))
+    for i in range(4): sf.write(sdd/'audio'/'00'/f'{100 + i}.2min.wav', _tone(12.0, 16000, 50 + i), 16000)
+    env['TTM_PREF_SDD'], env['TTM_PREF_SDD_AUDIO'] = sdd, sdd/'audio'
+    (root/'run_config.json').write_text(json.dumps(PAPER_TINY_CONFIG))
+    return {k: str(v) for k, v in env.items()}
 

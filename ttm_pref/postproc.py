@@ -22,6 +22,7 @@ from .world import render_batch, ensure_world
 from .metrics import save_heldout, load_heldout, heldout_clips
 from .backbone import loss_summary
 from .assets import load_demucs, DEMUCS_REPO_ENV
+from .paper_world import paper_device
 from .instruments import ensure_instrument
 
 # %% auto #0
@@ -89,13 +90,13 @@ def separate(model: nn.Module, # a Demucs model (or bag of models), or anything 
     audio = torch.as_tensor(audio).float()
     x = audio if model.samplerate == sr else AF.resample(audio, sr, model.samplerate)
     split = x.shape[-1] > getattr(model, 'segment', float('inf')) * model.samplerate
-    outs = []
+    outs, dev = [], next((p.device for p in model.parameters()), torch.device('cpu'))  # the separator's device (a GPU at the paper scale)
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            chunk = x[i:i + batch_size, None].expand(-1, model.audio_channels, -1).contiguous()
+            chunk = x[i:i + batch_size, None].expand(-1, model.audio_channels, -1).contiguous().to(dev)
             if isinstance(model, OracleSeparator): est = model(chunk)
             else: est = apply_model(model, chunk, shifts=0, split=split, progress=False)
-            outs.append(est.mean(2))
+            outs.append(est.mean(2).cpu())
     est = torch.cat(outs) if outs else torch.zeros(0, len(model.sources), x.shape[-1])
     return est if model.samplerate == sr else AF.resample(est, model.samplerate, sr)[..., :audio.shape[-1]]
 
@@ -255,7 +256,7 @@ def ensure_separator(run: RunDir, # the run directory (folder `separator`)
                     ) -> nn.Module:
     "The vocal remover of a scale: the run's, else the one shipped with the package, else (`rebuild`) trained on the world's stems; `mdx_extra` at paper scale."
     cfg = make_config('postproc', scale, **overrides)
-    if cfg.separator != 'mini-demucs': return pretrained_separator(cfg.separator)
+    if cfg.separator != 'mini-demucs': return pretrained_separator(cfg.separator).to(paper_device())
     wcfg = make_config('world', scale)
     sr, seconds = wcfg.sr, wcfg.seconds
     def train():

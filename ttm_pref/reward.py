@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_reward.ipynb #596510e7
 from __future__ import annotations
-import inspect, json, time
+import inspect, json, os, time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,8 +17,9 @@ from scipy.optimize import minimize
 from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
 
-from .core import StageConfig, register_config, make_config, RunDir, run_stage, seed_everything, UserError, count_params, shown_path
+from .core import StageConfig, register_config, make_config, RunDir, run_stage, seed_everything, UserError, count_params, shown_path, read_csv_strict
 from .world import ensure_world
+from .paper_world import ClipFiles, cached_chunks
 from .encoders import load_embedder, EMBEDDERS
 from .assets import asset_path, read_weights, fit_state
 from .listeners import (ensure_panel, ensure_preferences, listener_score, hear, taste_terms, rater_votes,
@@ -32,12 +33,13 @@ __all__ = ['GEN_PAIR_KINDS', 'RewardConfig', 'RewardFeatures', 'reward_features'
            'pair_inputs', 'pair_margins', 'train_reward', 'pairwise_accuracy', 'accuracy_by_kind', 'calibration_bins',
            'term_visibility', 'best_of_n', 'anchor_calibration', 'Reward', 'baseline_heldout', 'preference_bank',
            'heldout_agreement', 'anchor_study', 'ensure_reward', 'reward_from_state', 'reward_scores',
-           'scored_degraded_renders', 'tunejury_model', 'load_tunejury', 'ensure_best_of_n', 'plot_best_of_n']
+           'scored_degraded_renders', 'tunejury_model', 'load_tunejury', 'human_pairs', 'ensure_best_of_n',
+           'plot_best_of_n']
 
 # %% ../nbs/01_reward.ipynb #a115b99a
 @register_config('reward',
     debug=dict(hidden=(32, 16), epochs=12, patience=3, n_gen_pairs=120, bestofn_prompts=4, bestofn_n=3, n_anchor_prompts=8),
-    paper=dict(audio_embedders=('laion-clap', 'mert'), text_embedder='laion-clap', hidden=(1024, 512, 256, 128), dropout=0.5,
+    paper=dict(audio_embedders=('paper-clap', 'paper-mert'), text_embedder='paper-clap', hidden=(1024, 512, 256, 128), dropout=0.5,
                lr=1e-4, batch=32, epochs=100, n_gen_pairs=0, anchor_prompt=False))
 @dataclass
 class RewardConfig(StageConfig):
@@ -481,8 +483,9 @@ def ensure_reward(run: RunDir, # the run directory (stage folder 'reward')
                   progress: bool = True,
                   **overrides # RewardConfig fields that win over the scale's
                  ) -> Reward:
-    "Load the reward from `run`, or train it on the panel's judgments (with baseline clips in the pool) and measure it."
+    "Load the reward from `run`, or train it on the panel's judgments (with baseline clips in the pool) and measure it; at the paper scale, TuneJury's (or one trained on `$TTM_PREF_PREFS`)."
     def build():
+        if scale == 'paper': return _paper_reward(run, box, progress, **overrides)
         cfg = make_config('reward', scale, **overrides)
         t0 = time.time(); world = ensure_world(run, scale)
         feats = reward_features(cfg, run, scale)
@@ -565,6 +568,65 @@ def load_tunejury(path: str|Path|None = None, # the checkpoint (default: $TTM_PR
     model = tunejury_model(read_weights(p), shown_path(p))
     cfg = make_config('reward', 'paper')
     return Reward(model, features or reward_features(cfg, paths=paths), cfg, {'source': 'TuneJury', 'file': p.name})
+
+# %% ../nbs/01_reward.ipynb #a3884182
+def human_pairs(folder: str|Path|None = None, # a folder with pairs.csv and the clips it names (default: $TTM_PREF_PREFS)
+                features: RewardFeatures|None = None, # default: the paper config's
+                progress: bool = True) -> PairData:
+    "Human A-vs-B judgments from `pairs.csv` (audio_a, audio_b, caption, label: 1 = A, 0 = B, 0.5 = tie) as a `PairData` over their clips."
+    folder = asset_path('TTM_PREF_PREFS', folder)
+    src = folder/'pairs.csv'
+    if not src.is_file(): raise UserError(f'{shown_path(folder)} has no pairs.csv (columns audio_a, audio_b, caption, label)')
+    rows = list(read_csv_strict(src, need=['audio_a', 'audio_b', 'caption', 'label'], filled=['audio_a', 'audio_b', 'caption', 'label']))
+    labels = {'1': 1.0, '0': 0.0, '0.5': 0.5, '1.0': 1.0, '0.0': 0.0}
+    for line, r in rows:
+        if r['label'] not in labels: raise UserError(f"{shown_path(src)}: line {line} has label {r['label']!r}; labels are 1 (A), 0 (B), 0.5 (tie)")
+        for k in ('audio_a', 'audio_b'):
+            if not (folder/r[k]).is_file(): raise UserError(f'{shown_path(src)}: line {line} names {r[k]}, which is not a file in {shown_path(folder)}')
+    if not rows: raise UserError(f'{shown_path(src)} holds no pairs')
+    clips = sorted({r[k] for _, r in rows for k in ('audio_a', 'audio_b')}); where = {c: i for i, c in enumerate(clips)}
+    caps = sorted({r['caption'] for _, r in rows}); cap_at = {c: i for i, c in enumerate(caps)}
+    features = features or reward_features(make_config('reward', 'paper'))
+    files = ClipFiles([folder/c for c in clips])
+    audio = torch.cat([features.audio(files[i:i + 32]) for i in tqdm(range(0, len(files), 32), desc='pair clips', disable=not progress)])
+    a, b = (np.array([where[r[k]] for _, r in rows]) for k in ('audio_a', 'audio_b'))
+    return PairData(audio, np.full(len(clips), -1), np.array(['human'] * len(clips)), features.text(caps), caps, a, b,
+                    np.array([cap_at[r['caption']] for _, r in rows]), np.array([labels[r['label']] for _, r in rows]),
+                    np.array(['human'] * len(rows), dtype=object))
+
+def _paper_reward_model(cfg: RewardConfig, features: RewardFeatures, progress: bool) -> tuple[RewardModel, dict]:
+    "TuneJury's released head, or (with $TTM_PREF_PREFS) the project's trainer on the human pairs, with its held-out measures."
+    if not os.environ.get('TTM_PREF_PREFS'):
+        tj = load_tunejury(features=features)
+        return tj.model, {'source': 'TuneJury', 'file': tj.metrics['file']}
+    data = human_pairs(features=features, progress=progress)
+    masks = split_by_prompt(data.cap, len(data.captions), cfg.split, cfg.seed)
+    model, hist = train_reward(cfg, data, masks, progress)
+    test = np.flatnonzero(masks['test']); margin = pair_margins(model, data, test).numpy()
+    return model, {'source': 'pairs.csv', 'heldout_accuracy': pairwise_accuracy(margin, data.label[test]),
+                   'ece': calibration_bins(margin, data.label[test])['ece'], 'history': hist,
+                   'n_pairs': {k: int(v.sum()) for k, v in masks.items()}}
+
+def _paper_reward(run: RunDir, box: dict, progress: bool, **overrides) -> tuple[dict, RewardConfig, dict]:
+    "The reward stage at the paper scale: the reward, its score of every training clip (chunked, resumable) and the baseline's held-out evaluation."
+    cfg = make_config('reward', 'paper', **overrides)
+    features = reward_features(cfg)
+    model, made = _paper_reward_model(cfg, features, progress)
+    cfg = replace(cfg, hidden=tuple(m.out_features for m in model.net if isinstance(m, nn.Linear))[:-1])  # TuneJury's widths travel with its weights
+    reward, world = Reward(model, features, cfg), ensure_world(run, 'paper')
+    clips, caps = world.train.audio, world.train.captions
+    key = {'reward': {k: float(v.double().sum()) for k, v in model.state_dict().items() if v.is_floating_point()}, 'n': len(clips),
+           'files': [str(clips.paths[0]), str(clips.paths[-1])]}
+    train = cached_chunks(run.root/'cache'/'train_rewards', len(clips),
+                          lambda s: {'reward': torch.tensor(reward(clips[s], caps[s]), dtype=torch.float32)}, key, chunk=64,
+                          progress=progress, desc='reward of the training clips')['reward']
+    box['scores'] = {'train': train, 'bank': torch.zeros(0)}
+    base_eval = evaluate_clips(baseline_heldout(run, 'paper', progress), world.heldout.captions, eval_tools(run, 'paper', reward))
+    t = train.numpy()
+    return model.state_dict(), cfg, {**made, 'params': count_params(model)['total'], 'n_train_clips': len(t),
+                                     'train_scores': {'mean': float(t.mean()), 'std': float(t.std()), 'p05': float(np.percentile(t, 5)),
+                                                      'p95': float(np.percentile(t, 95))},
+                                     'baseline_eval': base_eval.summary()}
 
 # %% ../nbs/01_reward.ipynb #7cf4b517
 def ensure_best_of_n(run: RunDir, # a run with a reward and a baseline

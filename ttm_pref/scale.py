@@ -23,14 +23,15 @@ from .expert_iter import ExpertConfig
 from .crpo import CrpoConfig
 from .mel_vae import MelVAEConfig, BigVGANConfig, MelVAECodec
 from .assets import load_paper_text, load_mmaudio_vae, load_bigvgan
+from .paper_world import codec_configs
 
 # %% auto #0
-__all__ = ['PAPER_TEXT_ASSETS', 'GPUS', 'PAPER_GPU', 'PAPER_WEIGHTS', 'BENCH_CAPTION', 'HashedTextEncoder', 'scale_text_encoder',
-           'random_weight_model', 'guided_step_flops', 'gpu_estimate', 'chain_work', 'chain_costs', 'costs_markdown',
-           'paper_scale_clip', 'clip_report_lines', 'PaperWeight', 'paper_weights_help', 'find_paper_weights',
-           'codec_configs', 'FluxAudioGenerator', 'load_paper_generator', 'BenchConfig', 'bench_sampler',
-           'train_step_flops', 'bench_train', 'bench_frechet', 'run_bench', 'bench_markdown', 'write_bench',
-           'op_time_shares', 'shares_markdown']
+__all__ = ['PAPER_TEXT_ASSETS', 'GPUS', 'PAPER_GPU', 'SAVED_MODELS', 'HELDOUT_SETS', 'PAPER_WEIGHTS', 'BENCH_CAPTION',
+           'HashedTextEncoder', 'scale_text_encoder', 'random_weight_model', 'guided_step_flops', 'gpu_estimate',
+           'chain_work', 'chain_costs', 'chain_disk', 'costs_markdown', 'paper_scale_clip', 'clip_report_lines',
+           'PaperWeight', 'paper_weights_help', 'find_paper_weights', 'FluxAudioGenerator', 'load_paper_generator',
+           'BenchConfig', 'bench_sampler', 'train_step_flops', 'bench_train', 'bench_frechet', 'run_bench',
+           'bench_markdown', 'write_bench', 'op_time_shares', 'shares_markdown']
 
 # %% ../nbs/08_scale.ipynb #05fa2b6e
 class HashedTextEncoder:
@@ -158,14 +159,33 @@ def chain_costs(scale: str = 'paper', # whose configs and model sizes
         out.append({**r, 'flops': flops, 'gpu_hours': gpu_estimate(flops, fraction_of_peak, gpu)['bf16_at_fraction_s'] / 3600})
     return out
 
-def costs_markdown(costs: list[dict], gpu: str = PAPER_GPU, fraction_of_peak: float = 0.4) -> str:
-    "The chain's costs as Markdown, with the total."
+SAVED_MODELS = 7  # stage folders holding a model: the baseline, two SFT heads, expert iteration, the cross-load, CRPO and its beta = 0 control
+HELDOUT_SETS = 14  # held-out clip sets kept: Rows 0-4 and the studies' models raw, every row and both submissions post-processed
+
+def chain_disk(scale: str = 'paper') -> list[dict]:
+    "What the chain keeps on disk (and the training text it holds in memory), in GB, from the configs of `scale`."
+    world, bb = make_config('world', scale), make_config('backbone', scale)
+    samples = bb.latent_frames * 512 if bb.codec == 'mel-vae' else int(world.sr * world.seconds)
+    with torch.device('meta'): params = count_params(ScoreBackbone(bb, make_config('score_sft', scale)))['total']
+    gb = lambda n: n / 1e9
+    return [{'what': 'training latents (run cache)', 'GB': gb(world.n_train * bb.latent_channels * bb.latent_frames * 4)},
+            {'what': f'{SAVED_MODELS} saved models, and one resumable training state at a time (weights and AdamW moments)', 'GB': gb((SAVED_MODELS + 3) * params * 4)},
+            {'what': f'{HELDOUT_SETS} sets of held-out clips (16-bit)', 'GB': gb(HELDOUT_SETS * world.n_heldout * samples * 2)},
+            {'what': 'the reference clips (run cache)', 'GB': gb(world.n_reference * world.sr * world.seconds * 4)},
+            {'what': 'in memory, not on disk: the training captions\' text tensors', 'GB': gb(world.n_train * bb.text_tokens * (bb.text_dim + 1) * 4)}]
+
+def costs_markdown(costs: list[dict], gpu: str = PAPER_GPU, fraction_of_peak: float = 0.4,
+                   disk: list[dict]|None = None # from `chain_disk`
+                  ) -> str:
+    "The chain's costs as Markdown, with the total (and the disk it needs)."
     rows = [{**c, 'PFLOP': f"{c['flops'] / 1e15:.2f}", 'GPU-hours': f"{c['gpu_hours']:.2f}"} for c in costs]
     total = {'stage': '**total**', 'clips': sum(c['clips'] for c in costs), 'train_examples': sum(c['train_examples'] for c in costs),
              'PFLOP': f"{sum(c['flops'] for c in costs) / 1e15:.2f}", 'GPU-hours': f"{sum(c['gpu_hours'] for c in costs):.2f}"}
     return (f"The backbone's work per stage, and its hours on one {gpu} in bf16 at {fraction_of_peak:.0%} of the peak "
             "(the frozen encoders, decoders and the separator not counted):\n\n"
-            + markdown_table(rows + [total], ['stage', 'clips', 'train_examples', 'PFLOP', 'GPU-hours', 'what']))
+            + markdown_table(rows + [total], ['stage', 'clips', 'train_examples', 'PFLOP', 'GPU-hours', 'what'])
+            + ('' if disk is None else f"\nThe disk it needs, about {sum(d['GB'] for d in disk[:-1]):.1f} GB besides the assets:\n\n"
+               + markdown_table([{**d, 'GB': f"{d['GB']:.2f}"} for d in disk], ['what', 'GB'])))
 
 # %% ../nbs/08_scale.ipynb #eace7151
 def paper_scale_clip(captions: list[str], # the prompts (one 10 s clip each at paper scale)
@@ -177,7 +197,7 @@ def paper_scale_clip(captions: list[str], # the prompts (one 10 s clip each at p
                     ) -> tuple[torch.Tensor, dict]:
     "Audio [N, T] from the final model's architecture with random weights, and a report of its time, FLOPs and the GPU estimate."
     model = random_weight_model(scale)
-    codec = make_codec(model.cfg)
+    codec = make_codec(replace(model.cfg, codec='filterbank'))  # random weights carry no latent statistics: a log-mel of the VAE's shape stands in for it
     text_encoder, text_what = scale_text_encoder(scale)
     peak = peak_gflops or matmul_peak_gflops()
     n_frames = codec.frames(codec.n_samples)
@@ -268,26 +288,6 @@ def find_paper_weights(weights_dir: str|Path|None = None # the folder holding th
     return found
 
 # %% ../nbs/08_scale.ipynb #a7c41e06
-def _tensor_shapes(path: Path, key: str|None = None) -> dict[str, tuple]:
-    "Key -> shape of the tensors a checkpoint holds (under `key`), memory-mapped so no weight is read; {} when it holds no such thing."
-    try: sd = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception: return {}  # the loader then says in one line what is wrong with the file
-    sd = sd.get(key) if key is not None and isinstance(sd, dict) else sd
-    return {k: tuple(v.shape) for k, v in sd.items() if isinstance(v, torch.Tensor)} if isinstance(sd, dict) else {}
-
-def codec_configs(vae: str|Path, # `v1-16.pth`
-                  vocoder: str|Path # `best_netG.pt`
-                 ) -> tuple[MelVAEConfig, BigVGANConfig]:
-    "The sizes of the mel VAE and the vocoder, read off their files' tensor shapes (the published ones for the released files)."
-    v, g = _tensor_shapes(Path(vae)), _tensor_shapes(Path(vocoder), 'generator')
-    vae_cfg, voc_cfg = MelVAEConfig(), BigVGANConfig()
-    if len(v.get('encoder.conv_in.weight', ())) == 3 and len(v.get('decoder.conv_in.weight', ())) == 3:
-        (hidden, bands, _), (_, channels, _) = v['encoder.conv_in.weight'], v['decoder.conv_in.weight']
-        vae_cfg = replace(vae_cfg, data_dim=bands, hidden_dim=hidden, embed_dim=channels)
-    pre = next((g[k] for k in ('conv_pre.parametrizations.weight.original1', 'conv_pre.weight_v', 'conv_pre.weight') if k in g), ())
-    if len(pre) == 3: voc_cfg = replace(voc_cfg, upsample_initial_channel=pre[0], num_mels=pre[1])
-    return vae_cfg, voc_cfg
-
 class FluxAudioGenerator:
     "Prompts -> 10 s clips at 16 kHz, as MeanAudio's FluxAudio-S inference makes them: T5 + CLAP text, guided Euler steps, latents unnormalised, mel VAE, BigVGAN."
     sample_rate = MelVAECodec.sample_rate

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_score_sft.ipynb #3e84122f
 from __future__ import annotations
-import json, math, time
+import hashlib, json, math, os, time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -17,19 +17,19 @@ from tqdm.auto import tqdm
 from .core import (StageConfig, register_config, make_config, config_from_dict, RunDir, run_stage, TrainArgs,
                            train_loop, UserError, count_params)
 from .world import ensure_world
-from .encoders import get_text_encoder
+from .paper_world import cached_chunks
 from .listeners import ensure_panel, listener_score
 from .metrics import heldout_writer, heldout_clips, as_stored, HELDOUT_SEED, eval_tools, evaluate_clips, compare, paired_test
-from .backbone import (Backbone, BackboneConfig, ensure_baseline, make_codec, prepare_training_data,
+from .backbone import (Backbone, BackboneConfig, ensure_baseline, make_codec, prepare_training_data, text_encoder_for, held_null, encode_text,
                                drop_text, sample_timesteps, flow_matching_loss, generate, loss_summary,
                                Inference, heldout_inference, generate_with, heldout_settings)
 from .reward import ensure_reward, reward_scores, scored_degraded_renders, baseline_heldout
 
 # %% auto #0
 __all__ = ['SCORE_HEADS', 'CHAIN_HEADS', 'ScoreConfig', 'ScoreEmbedder', 'ScoreBackbone', 'score_model_from_baseline',
-           'score_training_data', 'score_batch', 'generate_scored', 'score_folder', 'model_config_writer',
-           'load_scored', 'load_score_model', 'heldout_report', 'ensure_score_sft', 'ensure_chain_heads', 'knob_sweep',
-           'ensure_head_sweep', 'plot_knob']
+           'score_training_data', 'training_set', 'score_batch', 'generate_scored', 'score_folder',
+           'model_config_writer', 'load_scored', 'load_score_model', 'heldout_report', 'ensure_score_sft',
+           'ensure_chain_heads', 'knob_sweep', 'ensure_head_sweep', 'plot_knob']
 
 # %% ../nbs/02_score_sft.ipynb #73ccd7c4
 SCORE_HEADS = {'global_adaln': 'v1: added to the AdaLN global vector', 'input_add': 'v2: added to the audio input tokens',
@@ -39,7 +39,7 @@ CHAIN_HEADS = ('global_adaln', 'input_add')  # the heads the chain fine-tunes: v
 
 @register_config('score_sft',
     debug=dict(steps=12, batch_size=8, lr=1e-3, warmup=2, ckpt_every=6, knob_prompts=4),
-    paper=dict(steps=30_000, batch_size=64, lr=1e-4, warmup=1000, ckpt_every=1000, score=5.0, knob_scores=(-1.0, 1.0, 3.0, 5.0)))
+    paper=dict(degraded_share=0.0, steps=30_000, batch_size=64, lr=1e-4, warmup=1000, ckpt_every=1000, score=5.0, knob_scores=(-1.0, 1.0, 3.0, 5.0, 7.0)))
 @dataclass
 class ScoreConfig(StageConfig):
     head: str = 'global_adaln'  # one of SCORE_HEADS
@@ -126,15 +126,30 @@ def score_training_data(run: RunDir, scale: str, # the run (its world, reward an
     if key not in _DATA_CACHE: _DATA_CACHE.clear(); _DATA_CACHE[key] = _prepare_score_data(run, scale, bcfg, cfg)
     return _DATA_CACHE[key]
 
+def training_set(run: RunDir, bcfg: BackboneConfig, # the run and the backbone's codec and text sizes
+                 world, # the run's world (its training clips: a tensor, or files read on demand at the paper scale)
+                 null: dict # the network's null text (`held_null`)
+                ) -> dict:
+    "Latents and text of the world's training clips: encoded at once, or (files) chunk by chunk into the run's cache, resumable."
+    clips, caps, enc = world.train.audio, world.train.captions, text_encoder_for(bcfg)
+    if torch.is_tensor(clips): return prepare_training_data(bcfg, clips, caps, enc, null=null)
+    codec = make_codec(bcfg)
+    key = {'files': hashlib.sha256('\n'.join(map(str, clips.paths)).encode()).hexdigest(), 'n': len(clips), 'vae': os.environ.get('TTM_PREF_VAE'),
+           'latent_mean': bcfg.latent_mean, 'latent_std': bcfg.latent_std, 'frames': bcfg.latent_frames}
+    lat = cached_chunks(run.root/'cache'/'train_latents', len(clips), lambda s: {'latents': codec.encode(clips[s])}, key, desc='training latents')
+    return {'latents': lat['latents'], **encode_text(enc, caps, bcfg), 'null': null}
+
 def _prepare_score_data(run, scale, bcfg, cfg):
-    world, enc = ensure_world(run, scale), get_text_encoder()
-    clean = prepare_training_data(bcfg, world.train.audio, world.train.captions, enc)
+    world = ensure_world(run, scale)
+    clean = training_set(run, bcfg, world, held_null(ensure_baseline(run, scale, progress=False)))
+    enc = text_encoder_for(bcfg)
     clean['score'] = reward_scores(run)['train'].float()
     parts, share = [clean], [1.0]
     if cfg.degraded_share > 0:
         audio, caps, scores = scored_degraded_renders(run, scale)
         parts.append({**prepare_training_data(bcfg, audio, caps, enc), 'score': scores.float()}); share = [1 - cfg.degraded_share, cfg.degraded_share]
-    data = {k: torch.cat([p[k] for p in parts]) for k in clean}
+    data = {k: torch.cat([p[k] for p in parts]) for k in clean if k != 'null'}
+    data['null'] = clean['null']
     data['weight'] = torch.cat([torch.full((len(p['score']),), s / len(p['score'])) for p, s in zip(parts, share)])
     return data
 
@@ -145,7 +160,7 @@ def score_batch(data: dict, # from `score_training_data`
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     idx = torch.multinomial(data['weight'], cfg.batch_size, replacement=True, generator=g)
     lat = data['latents'][idx]
-    text = drop_text({k: data[k][idx] for k in ('tokens', 'mask', 'pooled')}, torch.rand(cfg.batch_size, generator=g) < cfg.text_dropout)
+    text = drop_text({k: data[k][idx] for k in ('tokens', 'mask', 'pooled')}, torch.rand(cfg.batch_size, generator=g) < cfg.text_dropout, data.get('null'))
     score = data['score'][idx].clone()
     score[torch.rand(cfg.batch_size, generator=g) < cfg.score_dropout] = float('nan')
     return {'latents': lat, 'noise': torch.randn(lat.shape, generator=g), 't': sample_timesteps(cfg.batch_size, g),
@@ -160,7 +175,7 @@ def generate_scored(model: ScoreBackbone, codec, # a score-conditioned model and
                     score: float|torch.Tensor, # the knob s (one value, or one per prompt)
                     inference: Inference|None = None, # prefix, negative prompt, guidance w, steps, seed (default: `heldout_inference(model.cfg)`)
                     progress: bool = True,
-                    text_encoder=None # default: `ttm_pref.encoders.get_text_encoder()` (MiniLM); the paper's T5 + CLAP at paper scale
+                    text_encoder=None # default: the config's (`text_encoder_for`): MiniLM, or the paper's T5 + CLAP at paper scale
                    ) -> torch.Tensor:
     "Audio [N, T] with joint text + reward guidance: w v(prefix + prompt, s) + (1 - w) v(negative, null score)."
     n = len(captions)

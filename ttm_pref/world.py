@@ -17,8 +17,8 @@ from .music import SongSpec, sample_spec, render, render_stems
 from .captions import write_caption
 
 # %% auto #0
-__all__ = ['SPLIT_STREAMS', 'WORLD_VERSION', 'WorldConfig', 'ClipSet', 'World', 'render_batch', 'world_specs', 'world_key',
-           'world_folder', 'make_world', 'ensure_world', 'is_world_cached']
+__all__ = ['SPLIT_STREAMS', 'WORLD_VERSION', 'WORLD_SOURCES', 'WorldConfig', 'ClipSet', 'World', 'render_batch', 'world_specs',
+           'world_key', 'world_folder', 'make_world', 'register_world_source', 'ensure_world', 'is_world_cached']
 
 # %% ../nbs/foundations/world.ipynb #571bda55
 @register_config('world', debug=dict(seconds=1.0, n_train=48, n_heldout=16, n_reference=16),
@@ -172,15 +172,28 @@ def make_world(
     return World(cfg, **sets)
 
 
+WORLD_SOURCES: dict[str, tuple] = {}  # scale -> (its world's loader, its "is it ready" check); the mini world when a scale has none
+
+
+def register_world_source(scale: str,  # the scale whose world comes from elsewhere (the paper's: local files)
+                          load,  # `(run, progress) -> World`
+                          ready,  # `(run) -> bool`: has the run read and checked it already?
+                         ) -> None:
+    "Make `ensure_world` and `is_world_cached` at `scale` use `load` and `ready` instead of rendering the mini world."
+    WORLD_SOURCES[scale] = (load, ready)
+
+
 def ensure_world(
     run: RunDir,  # the run directory (the world is cached under `run.root/'cache'`)
     scale: str,  # one of `SCALES`
     progress: bool = True,  # messages
 ) -> World:
-    "The world of a scale: loaded from the run's cache if rendered before, else rendered and cached."
+    "The world of a scale: loaded from the run's cache if rendered before, else rendered and cached (a registered source at the paper scale)."
+    if scale in WORLD_SOURCES: return WORLD_SOURCES[scale][0](run, progress)
     return make_world(make_config('world', scale), run.root / 'cache', verbose=progress)
 
 
 def is_world_cached(run: RunDir, scale: str) -> bool:  # the run directory  # one of `SCALES`
-    "Has the world of `scale` been rendered into this run's cache?"
+    "Has the world of `scale` been rendered into this run's cache (or, from a registered source, been read and checked)?"
+    if scale in WORLD_SOURCES: return WORLD_SOURCES[scale][1](run)
     return (world_folder(make_config('world', scale), run.root / 'cache') / 'meta.json').exists()
