@@ -572,7 +572,8 @@ def fluxaudio_config(sd: dict, # tensors from `fluxaudio_state`
                  n_single=count('fused_blocks'), in_kernel=k_in, audio_kernel=sd['joint_blocks.0.latent_block.linear1.weight'].shape[-1],
                  text_dim=sd['text_input_proj.0.weight'].shape[1], pooled_dim=sd['text_cond_proj.0.weight'].shape[1],
                  text_tokens=sd['empty_string_feat'].shape[0],
-                 latent_mean=sd['latent_mean'].flatten().tolist(), latent_std=sd['latent_std'].flatten().tolist())
+                 **({} if sd['latent_mean'].is_meta else  # shapes only (meta tensors): no statistics to read
+                    dict(latent_mean=sd['latent_mean'].flatten().tolist(), latent_std=sd['latent_std'].flatten().tolist())))
     if 'latent_frames' in RUN_CONFIG.get('backbone', {}): del sizes['latent_frames']  # the clip length is not the checkpoint's: a run config may set it
     cfg = make_config('backbone', 'paper', **sizes)
     hidden = sd['text_input_proj.1.w1.weight'].shape[0]

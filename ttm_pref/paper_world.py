@@ -83,7 +83,7 @@ def cached_chunks(folder: str|Path, # where the chunks are kept
         path = folder/f'chunk_{start:08d}_{min(n, start + chunk):08d}.safetensors'
         if not path.exists():
             tensors = {k: v.detach().cpu().contiguous() for k, v in make(slice(start, min(n, start + chunk))).items()}
-            tmp = path.with_suffix('.tmp')
+            tmp = path.with_suffix(f'.{os.getpid()}.tmp')  # one per process: launched processes may meet here
             save_file(tensors, str(tmp)); os.replace(tmp, path)
         parts.append(load_file(str(path)))
     if not parts: raise UserError(f'nothing to compute in {shown_path(folder)}: no items')
