@@ -39,11 +39,12 @@ def test_registry_holds_paper_loaders():
     assert {'laion-clap', 't5', 'paper-text', 'mert', 'demucs'} <= set(EMBEDDERS)
     assert {'minilm', 'clap', 'music-features'} <= set(EMBEDDERS)
 
-def test_pipeline_reexports_paper_assets():
-    from ttm_pref import pipeline
-    assert pipeline.PAPER_ASSETS is PAPER_ASSETS and pipeline.missing_paper_assets is missing_paper_assets
+def test_pipeline_checks_the_one_registry():
+    from ttm_pref import pipeline, paper_world
+    assert pipeline.ASSETS is ASSETS and pipeline.check_paper_assets is paper_world.check_paper_assets
+    assert set(paper_world.ASSET_CHECKS) == set(ASSETS)  # every asset has its structural check
     assert {'TTM_PREF_CLAP_CKPT', 'TTM_PREF_ROBERTA', 'TTM_PREF_T5', 'TTM_PREF_MERT', 'TTM_PREF_DEMUCS_REPO',
-            'TTM_PREF_SDD'} <= set(PAPER_ASSETS)
+            'TTM_PREF_SDD', 'TTM_PREF_SDD_AUDIO', 'TTM_PREF_JAMENDO', 'TTM_PREF_TUNEJURY'} <= set(PAPER_ASSETS)
 
 def test_missing_asset_message(no_assets, tmp_path):
     with pytest.raises(UserError) as e: asset_path('TTM_PREF_CLAP_CKPT')

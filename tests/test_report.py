@@ -84,8 +84,11 @@ def test_eval_user_errors_are_one_line_and_write_nothing(debug_run, tmp_path):
     assert not (tmp_path/'m.json').exists() and not (tmp_path/'m.csv').exists()
 
 def test_paper_scale_stops_at_once_naming_what_is_missing(tmp_path):
+    from ttm_pref.assets import ASSETS
     res = ttm('run', '--scale', 'paper', '--out', tmp_path/'paper')
-    one_line_error(res, 'LAION-CLAP music checkpoint')
+    lines = res.stderr.splitlines()
+    assert res.returncode == 2 and len(lines) == sum(not a.optional for a in ASSETS.values()), res.stderr  # one line per missing file
+    assert all(l.startswith('ttm_pref: error: ') for l in lines) and any('LAION-CLAP music checkpoint' in l for l in lines)
     assert not (tmp_path/'paper').exists()
     assert 'GPU-hours' in res.stdout and '| score_sft |' in res.stdout  # what the chain would cost comes first
 
