@@ -94,13 +94,17 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 # %% ../nbs/05_crpo.ipynb #9b017f66
 @torch.no_grad()
-def preference_agreement(policy, reference, pairs: dict, cfg: CrpoConfig, draws: int = 4) -> dict:
+def preference_agreement(policy, reference, pairs: dict, cfg: CrpoConfig, draws: int = 4,
+                         chunk: int = 64 # pairs per forward pass (the paper's 2000 pairs do not fit in one)
+                        ) -> dict:
     "TangoFlux's implicit accuracy over all pairs and a few noise draws (the share with a negative bracket), and the bracket's mean and spread."
-    brackets = []
+    brackets, dev = [], next(policy.parameters()).device
     for d in range(draws):
         b = crpo_batch(pairs, 10_000 + d, CrpoConfig(**{**cfg.__dict__, 'batch_size': len(pairs['score'])}))
-        lw, ll = pair_losses(policy, b); rw, rl = pair_losses(reference, b)
-        brackets.append(((lw - ll) - (rw - rl)).numpy())
+        for s in range(0, len(b['score']), chunk):
+            part = {k: v[s:s + chunk].to(dev) for k, v in b.items()}
+            lw, ll = pair_losses(policy, part); rw, rl = pair_losses(reference, part)
+            brackets.append(((lw - ll) - (rw - rl)).cpu().numpy())
     br = np.concatenate(brackets)
     return {'prefers_chosen': float((br < 0).mean()), 'bracket_mean': float(br.mean()), 'bracket_std': float(br.std())}
 
