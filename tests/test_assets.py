@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest, torch
 from ttm_pref.core import UserError, make_config
 from ttm_pref.encoders import EMBEDDERS, load_embedder
+from ttm_pref.pipeline import save_word_tokenizer
 from ttm_pref.assets import (ASSETS, PAPER_ASSETS, asset_path, missing_paper_assets, PaperAudioEmbedder, ROBERTA_BASE,
                              clap_code, build_clap, read_clap_state, load_clap_state, clap_windows, LaionClap, T5TextEncoder,
                              read_demucs_package, load_demucs, read_song_describer, heldout_prompts)
@@ -21,17 +22,6 @@ def _real(env):
     path = os.environ.get(env)
     if not (path and Path(path).exists()): pytest.skip(f'needs {ASSETS[env].what} (set {env})')
     return Path(path)
-
-def _word_tokenizer(folder, specials, post, words=WORDS):
-    "A word-level tokenizer saved in `folder` the way transformers reads it."
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-    vocab = {t: i for i, t in enumerate(specials + sorted(set(words)))}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token='<unk>'))
-    tok.pre_tokenizer, tok.post_processor = pre_tokenizers.Whitespace(), post
-    roles = {'<s>': 'bos_token', '</s>': 'eos_token', '<pad>': 'pad_token', '<unk>': 'unk_token'}
-    PreTrainedTokenizerFast(tokenizer_object=tok, **{roles[s]: s for s in specials}).save_pretrained(folder)
-    return len(vocab)
 
 # --- the asset table and its messages
 
@@ -106,7 +96,7 @@ def test_clap_state_round_trip(clap_model, tmp_path):
 def test_clap_text_through_loader(clap_model, tmp_path):
     from tokenizers import processors
     rob = tmp_path/'roberta'
-    n = _word_tokenizer(rob, ['<s>', '<pad>', '</s>', '<unk>'], processors.RobertaProcessing(('</s>', 2), ('<s>', 0)))
+    n = save_word_tokenizer(rob, ['<s>', '<pad>', '</s>', '<unk>'], processors.RobertaProcessing(('</s>', 2), ('<s>', 0)), WORDS)
     assert n <= TINY_ROBERTA['vocab_size']
     (rob/'config.json').write_text(json.dumps({**ROBERTA_BASE, **TINY_ROBERTA, 'model_type': 'roberta'}))
     torch.save({'state_dict': clap_model.state_dict()}, tmp_path/'clap.pt')
@@ -136,7 +126,7 @@ def t5_dir(tmp_path_factory):
     from tokenizers import processors
     from transformers import T5Config, T5EncoderModel
     folder = tmp_path_factory.mktemp('t5')
-    n = _word_tokenizer(folder, ['<pad>', '</s>', '<unk>'], processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', 1)]))
+    n = save_word_tokenizer(folder, ['<pad>', '</s>', '<unk>'], processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', 1)]), WORDS)
     torch.manual_seed(0)
     T5EncoderModel(T5Config(vocab_size=n, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0,
                             eos_token_id=1, decoder_start_token_id=0)).save_pretrained(folder)

@@ -3,6 +3,7 @@ import json, os, re
 from pathlib import Path
 import pytest, torch
 from conftest import ttm
+from ttm_pref.pipeline import save_word_tokenizer
 from ttm_pref.core import UserError, make_config
 from ttm_pref.backbone import Backbone, sample, encode_text
 from ttm_pref.scale import PAPER_WEIGHTS, FluxAudioGenerator, find_paper_weights, codec_configs, paper_weights_help, _zero_layers_drawn
@@ -24,17 +25,6 @@ def quiet_machine(monkeypatch):
     yield
     torch.set_num_threads(n)
 
-def _word_tokenizer(folder, specials, post):
-    "A word-level tokenizer over the prompts' words, saved as transformers saves one; its vocabulary size."
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-    vocab = {t: i for i, t in enumerate(specials + sorted(set(' '.join(PROMPTS).split())))}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token='<unk>'))
-    tok.pre_tokenizer, tok.post_processor = pre_tokenizers.Whitespace(), post
-    roles = {'<s>': 'bos_token', '</s>': 'eos_token', '<pad>': 'pad_token', '<unk>': 'unk_token'}
-    PreTrainedTokenizerFast(tokenizer_object=tok, **{roles[s]: s for s in specials}).save_pretrained(folder)
-    return len(vocab)
-
 def _tiny_flux(seed=0) -> Backbone:
     "A FluxAudio-shaped backbone (debug widths) with every weight random, the latent statistics too."
     torch.manual_seed(seed)
@@ -53,11 +43,11 @@ def weights(tmp_path_factory):
     d = tmp_path_factory.mktemp('weights')
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    n = _word_tokenizer(d/'flan-t5-large', ['<pad>', '</s>', '<unk>'],
-                        processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', 1)]))
+    n = save_word_tokenizer(d/'flan-t5-large', ['<pad>', '</s>', '<unk>'],
+                            processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', 1)]), ' '.join(PROMPTS).split())
     T5EncoderModel(T5Config(vocab_size=n, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0, eos_token_id=1,
                             decoder_start_token_id=0)).save_pretrained(d/'flan-t5-large')
-    n = _word_tokenizer(d/'roberta-base', ['<s>', '<pad>', '</s>', '<unk>'], processors.RobertaProcessing(('</s>', 2), ('<s>', 0)))
+    n = save_word_tokenizer(d/'roberta-base', ['<s>', '<pad>', '</s>', '<unk>'], processors.RobertaProcessing(('</s>', 2), ('<s>', 0)), ' '.join(PROMPTS).split())
     tiny_roberta = dict(num_hidden_layers=1, intermediate_size=64, vocab_size=n, max_position_embeddings=80)
     (d/'roberta-base'/'config.json').write_text(json.dumps(RobertaConfig(**{**ROBERTA_BASE, **tiny_roberta}).to_dict()))
     state = {f'module.{k}': v for k, v in build_clap('HTSAT-base', tiny_roberta).state_dict().items()}

@@ -36,7 +36,7 @@ from .scale import chain_costs, chain_disk, costs_markdown, _zero_layers_drawn
 __all__ = ['MINI_WORLD', 'ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'LEDGER_NULL', 'TRAIN_CAPTIONS',
            'SDD_CAPTIONS', 'TINY_ROBERTA', 'FLUX', 'PAPER_TINY_CONFIG', 'Stage', 'get_stage', 'run_seed',
            'check_run_seed', 'run_chain', 'stage_seconds', 'report_markdown', 'load_generator', 'compare_runs',
-           'beyond_seed', 'compare_ledgers', 'compare_markdown', 'write_paper_tiny']
+           'beyond_seed', 'compare_ledgers', 'compare_markdown', 'save_word_tokenizer', 'write_paper_tiny']
 
 # %% ../nbs/09_pipeline.ipynb #361d3996
 @dataclass
@@ -355,7 +355,7 @@ PAPER_TINY_CONFIG = {  # the paper's chain, its counts shrunk to a rehearsal
     'crpo': {'n_prompts': 3, 'n_candidates': 2, 'steps': 2, 'batch_size': 2, 'ckpt_every': 0},
 }
 
-def _word_tokenizer(folder: Path, specials: list, post, words: list) -> int:
+def save_word_tokenizer(folder: Path, specials: list, post, words: list) -> int:
     "A word-level tokenizer over `words`, saved as transformers saves one; its vocabulary size."
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -417,13 +417,13 @@ def write_paper_tiny(root: str|Path # an empty folder (made if missing)
     torch.save({'generator': BigVGANVocoder(BigVGANConfig(upsample_initial_channel=64)).state_dict()}, root/'best_netG.pt')
     env['TTM_PREF_VOCODER'] = root/'best_netG.pt'
     t5 = root/'flan-t5-large'
-    n = _word_tokenizer(t5, ['<pad>', '</s>', '<unk>'], processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', 1)]), words)
+    n = save_word_tokenizer(t5, ['<pad>', '</s>', '<unk>'], processors.TemplateProcessing(single='$A </s>', special_tokens=[('</s>', 1)]), words)
     torch.manual_seed(5)
     T5EncoderModel(T5Config(vocab_size=n, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0, eos_token_id=1,
                             decoder_start_token_id=0)).save_pretrained(t5)
     env['TTM_PREF_T5'] = t5
     rob = root/'roberta-base'
-    n = _word_tokenizer(rob, ['<s>', '<pad>', '</s>', '<unk>'], processors.RobertaProcessing(('</s>', 2), ('<s>', 0)), words)
+    n = save_word_tokenizer(rob, ['<s>', '<pad>', '</s>', '<unk>'], processors.RobertaProcessing(('</s>', 2), ('<s>', 0)), words)
     roberta = {**TINY_ROBERTA, 'vocab_size': n}
     (rob/'config.json').write_text(json.dumps(RobertaConfig(**{**ROBERTA_BASE, **roberta}).to_dict()))
     env['TTM_PREF_ROBERTA'] = rob
