@@ -20,7 +20,7 @@ from safetensors.torch import save_file, load_file
 from .core import (StageConfig, register_config, make_config, RUN_CONFIG, RunDir, run_stage, TrainArgs, train_loop,
                            UserError, count_params, atomic_write_text, to_json, shown_path)
 from .metrics import HELDOUT_SEED
-from .paper_world import paper_codec, paper_text
+from .paper_world import paper_codec, paper_text, paper_device
 
 # %% auto #0
 __all__ = ['FLUXAUDIO_VARIANTS', 'FLUXAUDIO_LEFTOVERS', 'PREFIX', 'NEGATIVE', 'flow_interpolate', 'flow_target',
@@ -29,10 +29,10 @@ __all__ = ['FLUXAUDIO_VARIANTS', 'FLUXAUDIO_LEFTOVERS', 'PREFIX', 'NEGATIVE', 'f
            'ChannelLastConv1d', 'token_layer', 'gated_hidden', 'GatedMLP', 'adaln', 'SelfAttention', 'StreamBlock',
            'JointBlock', 'FinalLayer', 'TimestepEmbedder', 'Backbone', 'build_backbone', 'fluxaudio_state',
            'fluxaudio_config', 'load_fluxaudio', 'null_text', 'drop_text', 'flow_matching_loss', 'make_codec',
-           'text_encoder_for', 'held_null', 'encode_text', 'prepare_training_data', 'flow_batch', 'train_backbone',
-           'initial_noise', 'sample', 'generate', 'Inference', 'heldout_settings', 'heldout_inference', 'generate_with',
-           'loss_summary', 'load_stage_model', 'ensure_baseline', 'load_snapshot', 'listener_breakdown',
-           'matmul_peak_gflops', 'flop_counter', 'sampler_speed']
+           'text_encoder_for', 'placed', 'held_null', 'encode_text', 'prepare_training_data', 'flow_batch',
+           'train_backbone', 'initial_noise', 'sample', 'generate', 'Inference', 'heldout_settings',
+           'heldout_inference', 'generate_with', 'loss_summary', 'load_stage_model', 'ensure_baseline', 'load_snapshot',
+           'listener_breakdown', 'matmul_peak_gflops', 'flop_counter', 'sampler_speed']
 
 # %% ../nbs/00_backbone.ipynb #2851e406
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -652,6 +652,11 @@ def text_encoder_for(cfg: BackboneConfig):
     from ttm_pref.encoders import get_text_encoder
     return get_text_encoder()
 
+def placed(model: nn.Module # a backbone (or a score-conditioned one) just built or loaded
+          ) -> nn.Module:
+    "The model on the device its scale runs on: this process's GPU at the paper scale (when there is one), the CPU below it."
+    return model.to(paper_device()) if model.cfg.scale == 'paper' else model
+
 def held_null(model: nn.Module # a backbone (or a score-conditioned one)
              ) -> dict:
     "The null text the network holds, as one example {'tokens' [L, D], 'mask' [L], 'pooled' [P]} on the CPU: what text dropout puts in."
@@ -835,7 +840,7 @@ def load_stage_model(run: RunDir, # the run directory
         cfg = config_from_dict(bb)
     model = build_backbone(cfg)
     model.load_state_dict(tensors, strict=strict)
-    return model.eval(), cfg, metrics
+    return placed(model).eval(), cfg, metrics
 
 def ensure_baseline(run: RunDir, # the run directory
                     scale: str, # 'debug' | 'mini' | 'paper'

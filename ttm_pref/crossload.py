@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .core import RunDir, run_stage, UserError, make_config
 from .world import ensure_world
 from .metrics import heldout_writer, heldout_clips, as_stored, HELDOUT_SEED, eval_tools, evaluate_clips, compare
-from .backbone import make_codec, heldout_inference, heldout_settings, encode_text, flow_interpolate, text_encoder_for
+from .backbone import make_codec, heldout_inference, heldout_settings, encode_text, flow_interpolate, text_encoder_for, placed
 from .reward import ensure_reward
 from .score_sft import (ScoreBackbone, SCORE_HEADS, ensure_score_sft, score_folder, generate_scored, heldout_report,
                                 model_config_writer, load_scored)
@@ -43,7 +43,7 @@ def crossloaded(source: ScoreBackbone, # a trained score-conditioned model
     if head not in SCORE_HEADS: raise UserError(f'unknown score head {head!r}; heads: {", ".join(SCORE_HEADS)}')
     target = ScoreBackbone(source.cfg, dataclasses.replace(source.score_cfg, head=head))
     report = crossload(source.state_dict(), target)
-    return target.eval(), report
+    return placed(target).eval(), report
 
 # %% ../nbs/04_crossload.ipynb #e7f8f048
 def _summary(report: dict) -> dict:

@@ -81,6 +81,7 @@ def pair_losses(model, b: dict) -> tuple[torch.Tensor, torch.Tensor]:
 def crpo_step_loss(reference, cfg: CrpoConfig):
     "`loss_fn(policy, batch)` for `train_loop`: the CRPO loss against a frozen `reference`."
     def loss_fn(policy, b):
+        if next(reference.parameters()).device != b['latents_w'].device: reference.to(b['latents_w'].device)  # where the loop put the policy
         lw, ll = pair_losses(policy, b)
         with torch.no_grad(): rw, rl = pair_losses(reference, b)
         return crpo_loss(lw, ll, rw, rl, cfg.beta, cfg.sft_weight)

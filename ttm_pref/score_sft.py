@@ -20,7 +20,7 @@ from .world import ensure_world
 from .paper_world import cached_chunks
 from .listeners import ensure_panel, listener_score
 from .metrics import heldout_writer, heldout_clips, as_stored, HELDOUT_SEED, eval_tools, evaluate_clips, compare, paired_test
-from .backbone import (Backbone, BackboneConfig, ensure_baseline, make_codec, prepare_training_data, text_encoder_for, held_null, encode_text,
+from .backbone import (Backbone, BackboneConfig, ensure_baseline, make_codec, prepare_training_data, text_encoder_for, held_null, placed, encode_text,
                                drop_text, sample_timesteps, flow_matching_loss, generate, loss_summary,
                                Inference, heldout_inference, generate_with, heldout_settings)
 from .reward import ensure_reward, reward_scores, scored_degraded_renders, baseline_heldout
@@ -208,7 +208,7 @@ def load_scored(run: RunDir, # the run directory
     scfg = config_from_dict(json.loads((d/'score_config.json').read_text()))
     model = ScoreBackbone(bcfg, scfg)
     model.load_state_dict(tensors)
-    return model.eval()
+    return placed(model).eval()
 
 def load_score_model(run: RunDir, head: str) -> ScoreBackbone:
     "The fine-tuned model of `head` in `run` (eval mode)."
