@@ -33,10 +33,11 @@ from .paper_world import check_paper_assets
 from .scale import chain_costs, chain_disk, costs_markdown, _zero_layers_drawn
 
 # %% auto #0
-__all__ = ['MINI_WORLD', 'ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'LEDGER_NULL', 'TRAIN_CAPTIONS',
-           'SDD_CAPTIONS', 'TINY_ROBERTA', 'FLUX', 'PAPER_TINY_CONFIG', 'Stage', 'get_stage', 'run_seed',
-           'check_run_seed', 'run_chain', 'stage_seconds', 'report_markdown', 'load_generator', 'compare_runs',
-           'beyond_seed', 'compare_ledgers', 'compare_markdown', 'save_word_tokenizer', 'write_paper_tiny']
+__all__ = ['MINI_WORLD', 'ROW_FOLDERS', 'CHAIN', 'STAGES', 'GENERATORS', 'SEEDED', 'MEASURES', 'LEDGER_NULL',
+           'TINY_TRAIN_CAPTIONS', 'TINY_SDD_CAPTIONS', 'TINY_ROBERTA', 'TINY_FLUX', 'PAPER_TINY_CONFIG', 'Stage',
+           'get_stage', 'run_seed', 'check_run_seed', 'run_chain', 'stage_seconds', 'report_markdown', 'load_generator',
+           'compare_runs', 'beyond_seed', 'compare_ledgers', 'compare_markdown', 'save_word_tokenizer',
+           'write_paper_tiny']
 
 # %% ../nbs/09_pipeline.ipynb #361d3996
 @dataclass
@@ -288,9 +289,10 @@ def compare_runs(runs: list[RunDir] # two or more evaluated runs of one scale
     for r, t in zip(runs[1:], tables[1:]):
         if list(t) != stages: raise UserError(f'{shown_path(r.root)} has the rows {list(t)}, {shown_path(runs[0].root)} has {stages}')
     sub1 = next(s for s in stages if s.startswith('submission'))
+    measures = [m for m in MEASURES if tables[0]['baseline'].get(m) is not None]  # no listener score at the paper scale
     return {'runs': [shown_path(r.root) for r in runs], 'seeds': [run_seed(r) for r in runs],
-            'rows': [{'stage': s, 'measure': m, **_spread([t[s][m] for t in tables])} for s in stages for m in MEASURES],
-            'chain_change': [{'measure': m, **_spread([t[sub1][m] - t['baseline'][m] for t in tables])} for m in MEASURES],
+            'rows': [{'stage': s, 'measure': m, **_spread([t[s][m] for t in tables])} for s in stages for m in measures],
+            'chain_change': [{'measure': m, **_spread([t[sub1][m] - t['baseline'][m] for t in tables])} for m in measures],
             'ledger': compare_ledgers([run_ledger(r) for r in runs])}
 
 def beyond_seed(values, # one estimate per run (seed)
@@ -338,15 +340,15 @@ def compare_markdown(cmp: dict # from `compare_runs`
 
 
 # %% ../nbs/09_pipeline.ipynb #e5f78c4a
-TRAIN_CAPTIONS = ['a calm piano piece with soft strings', 'an upbeat rock song with drums and electric guitar',
+TINY_TRAIN_CAPTIONS = ['a calm piano piece with soft strings', 'an upbeat rock song with drums and electric guitar',
                   'a slow ambient pad with a warm synth', 'fast techno with a heavy kick and bass',
                   'a gentle acoustic guitar ballad', 'a jazz trio with brushed drums and upright bass',
                   'an orchestral theme with brass and strings', 'a lofi hip hop beat with vinyl crackle']
-SDD_CAPTIONS = ['a bright pop song with piano and drums', 'a dark cinematic piece with low strings',
+TINY_SDD_CAPTIONS = ['a bright pop song with piano and drums', 'a dark cinematic piece with low strings',
                 'a relaxed reggae groove with bass and guitar', 'an energetic drum and bass track',
                 'a quiet solo piano piece', 'a folk song with acoustic guitar and violin']
 TINY_ROBERTA = dict(num_hidden_layers=1, intermediate_size=64, max_position_embeddings=80)
-FLUX = dict(patch=1, predict='velocity', mask_text=False, input_skip=False, latent_channels=20, text_dim=32, pooled_dim=512, text_tokens=77)
+TINY_FLUX = dict(patch=1, predict='velocity', mask_text=False, input_skip=False, latent_channels=20, text_dim=32, pooled_dim=512, text_tokens=77)
 PAPER_TINY_CONFIG = {  # the paper's chain, its counts shrunk to a rehearsal
     'world': {'n_train': 8, 'n_heldout': 4, 'n_reference': 4, 'seconds': 2.048},
     'backbone': {'sample_steps': 2, 'latent_frames': 64},  # 2.048 s clips: 64 latent frames of 512 samples
@@ -374,7 +376,7 @@ def _tone(seconds: float, sr: int, seed: int, channels: int = 1) -> np.ndarray:
 
 def _flux() -> Backbone:
     torch.manual_seed(0)
-    model = _zero_layers_drawn(Backbone(make_config('backbone', 'debug', **FLUX)))
+    model = _zero_layers_drawn(Backbone(make_config('backbone', 'debug', **TINY_FLUX)))
     with torch.no_grad(): model.latent_std.uniform_(0.5, 2.0)
     return model
 
@@ -409,7 +411,7 @@ def write_paper_tiny(root: str|Path # an empty folder (made if missing)
     from ttm_pref.assets import ROBERTA_BASE
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()): raise UserError(f'{shown_path(root)} is not empty: the stand-ins go into an empty folder')
-    words = ' '.join(TRAIN_CAPTIONS + SDD_CAPTIONS + ['high quality instrumental music, noise distortion low static hum hiss clipping muffled amateur recording']).replace(',', ' ').split()
+    words = ' '.join(TINY_TRAIN_CAPTIONS + TINY_SDD_CAPTIONS + ['high quality instrumental music, noise distortion low static hum hiss clipping muffled amateur recording']).replace(',', ' ').split()
     env = {}
     torch.save(_flux().state_dict(), root/'fluxaudio_s_full.pth'); env['TTM_PREF_FLUXAUDIO'] = root/'fluxaudio_s_full.pth'
     torch.manual_seed(4)
@@ -436,14 +438,14 @@ def write_paper_tiny(root: str|Path # an empty folder (made if missing)
     torch.save({k: v for k, v in head.state_dict().items() if k.startswith('net.')}, root/'tunejury.pt'); env['TTM_PREF_TUNEJURY'] = root/'tunejury.pt'
     (root/'demucs').mkdir(); _demucs(root/'demucs'); env['TTM_PREF_DEMUCS_REPO'] = root/'demucs'
     jam = root/'jamendo'/'train'; (jam/'audios').mkdir(parents=True)
-    for i, cap in enumerate(TRAIN_CAPTIONS):  # the challenge layout; half of the clips at 44.1 kHz stereo, decoded and resampled
+    for i, cap in enumerate(TINY_TRAIN_CAPTIONS):  # the challenge layout; half of the clips at 44.1 kHz stereo, decoded and resampled
         sr, ch = (44100, 2) if i % 2 else (16000, 1)
         sf.write(jam/'audios'/f'{1000 + i}.{"flac" if i % 2 else "wav"}', _tone(3.0, sr, i, ch), sr)
-    (jam/'jamendo_train.tsv').write_text('id\tcaption\n' + ''.join(f'{1000 + i}\t{c}\n' for i, c in enumerate(TRAIN_CAPTIONS)))
+    (jam/'jamendo_train.tsv').write_text('id\tcaption\n' + ''.join(f'{1000 + i}\t{c}\n' for i, c in enumerate(TINY_TRAIN_CAPTIONS)))
     env['TTM_PREF_JAMENDO'] = jam
     sdd = root/'song_describer'; (sdd/'audio'/'00').mkdir(parents=True)
     (sdd/'song_describer.csv').write_text('caption_id,track_id,caption,is_valid_subset\n' +
-                                          ''.join(f'{i},{100 + i},"{c}",True\n' for i, c in enumerate(SDD_CAPTIONS)))
+                                          ''.join(f'{i},{100 + i},"{c}",True\n' for i, c in enumerate(TINY_SDD_CAPTIONS)))
     for i in range(4): sf.write(sdd/'audio'/'00'/f'{100 + i}.2min.wav', _tone(12.0, 16000, 50 + i), 16000)
     env['TTM_PREF_SDD'], env['TTM_PREF_SDD_AUDIO'] = sdd, sdd/'audio'
     (root/'run_config.json').write_text(json.dumps(PAPER_TINY_CONFIG))
