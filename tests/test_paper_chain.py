@@ -49,8 +49,13 @@ def test_rehearsal_runs_every_stage_and_writes_the_report(paper_env):
     assert 'There is no listener panel at this scale' in (out/'report'/'index.html').read_text()
     reward = json.loads((out/'reward'/'metrics.json').read_text())
     assert reward['source'] == 'TuneJury' and reward['n_train_clips'] == 8
-    again = ttm('run', '--scale', 'paper', '--config', config, '--out', out)
+    again = ttm('run', '--scale', 'paper', '--out', out)  # the run directory keeps its config: resumed without --config
     assert again.returncode == 0 and '0 stage(s) built' in again.stdout, again.stderr[-2000:]
+    (paper_env/'other.json').write_text('{"crpo": {"steps": 3}}')
+    other = ttm('run', '--scale', 'paper', '--config', paper_env/'other.json', '--out', out)
+    assert other.returncode == 2 and 'another run config' in other.stderr and other.stderr.count('\n') == 1, other.stderr
+    sub = ttm('reproduce', '--scale', 'paper', '--run', out, '--seed', 55, '--out', paper_env/'sub55')
+    assert sub.returncode == 0 and len(list((paper_env/'sub55').glob('*.wav'))) == 4, sub.stderr[-2000:]
 
 def test_every_bad_asset_is_one_line_exit_2_nothing_written(paper_env, tmp_path, monkeypatch):
     monkeypatch.delenv('TTM_PREF_MERT')

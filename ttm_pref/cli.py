@@ -8,7 +8,7 @@ import argparse, json, os, shutil, sys, tempfile
 import soundfile as sf
 from pathlib import Path
 
-from .core import (RunDir, UserError, SCALES, make_config, set_run_config, count_params, default_run_dir, read_csv_strict, shown_path,
+from .core import (RunDir, UserError, SCALES, make_config, set_run_config, bind_run_config, count_params, default_run_dir, read_csv_strict, shown_path,
                            atomic_write_text, to_json)
 from .pipeline import STAGES, get_stage, run_chain, load_generator, check_paper_assets, compare_runs, compare_markdown
 from .paper_world import paper_assets_help
@@ -21,7 +21,7 @@ from .reward import ensure_reward
 from .postproc import ensure_separator, postprocess_folder
 from .encoders import ensure_clap, ensure_second_encoder
 from .instruments import write_shipped
-from .eval import FINAL, load_clip_folder, clip_table, write_eval_json, write_submission
+from .eval import NO_PANEL, FINAL, load_clip_folder, clip_table, write_eval_json, write_submission
 
 # %% auto #0
 __all__ = ['RUN_HELP', 'RUN_PAPER_HELP', 'INSTRUMENT_BUILDERS', 'COMMANDS', 'build_parser', 'read_prompts', 'read_run_config',
@@ -165,8 +165,11 @@ def cmd_params(args):
     for k, v in counts.items(): print(f'{k:>9}: {v:,} ({v/1e6:.2f}M)')
 
 def _existing_run(path) -> RunDir:
+    "An existing run directory, with the run config it was made with in force."
     if not Path(path).is_dir(): raise UserError(f'run directory {path} does not exist')
-    return RunDir(path)
+    run = RunDir(path)
+    bind_run_config(run.root)
+    return run
 
 def _random_weight_infer(args, captions: list[str]):
     "`infer --scale paper` without a run: the paper configuration with random weights, timed and costed."
@@ -248,7 +251,7 @@ def cmd_eval(args):
     summary, per = clip_table(audio, prompts, eval_tools(run, args.scale, ensure_reward(run, args.scale, progress=False)))
     lo, hi = summary['fad_clap_ci']
     print(f"n = {summary['n']}\nFAD-CLAP = {summary['fad_clap']:.4f} [{lo:.4f}, {hi:.4f}]\nCLAP score = {summary['clap_score']:.4f}\n"
-          f"reward = {summary['reward']:+.4f}\nlistener score = {summary['listener_score']:+.4f}")
+          f"reward = {summary['reward']:+.4f}\nlistener score = " + (NO_PANEL if summary['listener_score'] is None else f"{summary['listener_score']:+.4f}"))
     if args.json:
         write_eval_json(args.json, summary, per)
         print(f"wrote {args.json} and {Path(args.json).with_suffix('.csv')}")

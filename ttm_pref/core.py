@@ -15,11 +15,12 @@ from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SCALES', 'CONFIGS', 'RUN_CONFIG', 'TRAIN_SETTINGS', 'ARTIFACT_FILES', 'StageConfig', 'register_config', 'make_config',
-           'config_from_dict', 'seed_everything', 'UserError', 'NotBuiltYet', 'count_params', 'set_run_config',
-           'launch_state', 'is_main_process', 'wait_for_everyone', 'atomic_write_text', 'to_json', 'project_root',
-           'shown_path', 'read_csv_strict', 'RunDir', 'run_stage', 'TrainArgs', 'shard_batch', 'train_loop',
-           'default_run_dir', 'notebook_run', 'player']
+__all__ = ['SCALES', 'CONFIGS', 'RUN_CONFIG', 'TRAIN_SETTINGS', 'ARTIFACT_FILES', 'RUN_CONFIG_FILE', 'StageConfig',
+           'register_config', 'make_config', 'config_from_dict', 'seed_everything', 'UserError', 'NotBuiltYet',
+           'count_params', 'set_run_config', 'launch_state', 'is_main_process', 'wait_for_everyone',
+           'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'read_csv_strict', 'RunDir', 'run_config',
+           'bind_run_config', 'run_stage', 'TrainArgs', 'shard_batch', 'train_loop', 'default_run_dir', 'notebook_run',
+           'player']
 
 # %% ../nbs/foundations/core.ipynb #e42d64fb
 SCALES = ('debug', 'mini', 'paper')
@@ -316,6 +317,26 @@ class RunDir:
         if is_main_process(): atomic_write_text(self.root/'timings.json', to_json({**self.timings(), stage: seconds}))
 
     def __repr__(self): return f'RunDir({shown_path(self.root)!r}, complete={self.completed()})'
+
+# %% ../nbs/foundations/core.ipynb #c643b141
+RUN_CONFIG_FILE = 'run_config.json'  # in a run directory: the run config its stages were made with
+
+def run_config() -> dict:
+    "The run config in force, as `set_run_config` takes it ({} when none)."
+    stages = {k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()} for k, d in RUN_CONFIG.items()}
+    train = {k: v for k, v in TRAIN_SETTINGS.items() if v != {'accum': 1, 'mixed_precision': None}[k]}
+    return {**stages, **({'train': train} if train else {})}
+
+def bind_run_config(root: str|Path # an existing run directory
+                   ) -> None:
+    "One run directory, one run config: adopt the one `root` keeps when none is set, keep the one set when `root` has none, refuse another."
+    kept, now = Path(root)/RUN_CONFIG_FILE, run_config()
+    if not kept.exists():
+        if now and is_main_process(): atomic_write_text(kept, to_json(now))
+        return
+    have = json.loads(kept.read_text())
+    if not now: set_run_config(have)
+    elif have != now: raise UserError(f'{shown_path(root)} was made with another run config (its {RUN_CONFIG_FILE}); give each config its own --out')
 
 # %% ../nbs/foundations/core.ipynb #65720650
 def run_stage(run: RunDir, # where artifacts live

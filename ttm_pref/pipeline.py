@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 from scipy import stats
 
-from .core import RunDir, UserError, NotBuiltYet, SCALES, make_config, set_run_config, atomic_write_text, to_json, is_main_process, shown_path
+from .core import RunDir, UserError, NotBuiltYet, SCALES, make_config, set_run_config, bind_run_config, atomic_write_text, to_json, is_main_process, shown_path
 from .world import ensure_world, is_world_cached
 from .encoders import ensure_clap, ensure_second_encoder
 from .listeners import ensure_panel, ensure_preferences
@@ -178,6 +178,7 @@ def run_chain(out: str|Path, # the run directory
         if verbose and is_main_process(): print(costs_markdown(chain_costs('paper'), disk=chain_disk('paper')), flush=True)  # what it will cost, before anything
         check_paper_assets()  # every file, one line per problem, before anything is written
     run = RunDir(out)
+    bind_run_config(run.root)  # the run's own config: kept on its first run, adopted when it resumes
     if seed is None: seed = run_seed(run)  # a resumed run keeps the seed it was started with
     else: check_run_seed(run, seed)
     verbose = verbose and is_main_process()  # under `accelerate launch`, one process speaks for all
