@@ -20,6 +20,7 @@ from safetensors.torch import save_file, load_file
 from .core import (StageConfig, register_config, make_config, RUN_CONFIG, RunDir, run_stage, TrainArgs, train_loop,
                            UserError, count_params, atomic_write_text, to_json, shown_path)
 from .metrics import HELDOUT_SEED
+from .assets import asset_path
 from .paper_world import paper_codec, paper_text, paper_device
 
 # %% auto #0
@@ -676,14 +677,12 @@ def prepare_training_data(cfg: BackboneConfig, # sizes and codec settings
                           captions: list[str], # their captions
                           text_encoder, # see `encode_text`
                           codec: FilterbankCodec|None = None,
-                          null: dict|None = None, # the null text dropout puts in (`held_null(model)`); None: zeros, masked out
-                          chunk: int = 64 # clips encoded at a time when `audio` is not a tensor (files decoded on demand)
+                          null: dict|None = None # the null text dropout puts in (`held_null(model)`); None: zeros, masked out
                          ) -> dict:
     "Latents [N, C, F] and cached text tensors of the training set (and the null text, if given)."
     if len(audio) != len(captions): raise UserError(f'{len(audio)} clips but {len(captions)} captions')
     codec = codec or make_codec(cfg)
-    latents = codec.encode(audio) if torch.is_tensor(audio) else torch.cat([codec.encode(audio[i:i + chunk]) for i in range(0, len(audio), chunk)])
-    return {'latents': latents, **encode_text(text_encoder, captions, cfg), **({'null': null} if null is not None else {})}
+    return {'latents': codec.encode(audio), **encode_text(text_encoder, captions, cfg), **({'null': null} if null is not None else {})}
 
 def flow_batch(data: dict, # from `prepare_training_data`
                step: int, # the training step (seeds the draw)
@@ -874,7 +873,6 @@ def ensure_baseline(run: RunDir, # the run directory
 
 def _published_baseline(**overrides) -> tuple[dict, BackboneConfig, dict]:
     "The paper's baseline as a stage: FluxAudio-S from `$TTM_PREF_FLUXAUDIO`, its config read off the weights (the latent statistics included)."
-    from ttm_pref.assets import asset_path
     path = asset_path('TTM_PREF_FLUXAUDIO')
     model = load_fluxaudio(path)
     cfg = replace(model.cfg, **overrides)

@@ -15,9 +15,9 @@ from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SCALES', 'CONFIGS', 'RUN_CONFIG', 'TRAIN_SETTINGS', 'ARTIFACT_FILES', 'RUN_CONFIG_FILE', 'StageConfig',
-           'register_config', 'make_config', 'config_from_dict', 'seed_everything', 'UserError', 'NotBuiltYet',
-           'count_params', 'set_run_config', 'launch_state', 'is_main_process', 'wait_for_everyone',
+__all__ = ['SCALES', 'CONFIGS', 'RUN_CONFIG', 'TRAIN_DEFAULTS', 'TRAIN_SETTINGS', 'ARTIFACT_FILES', 'RUN_CONFIG_FILE',
+           'StageConfig', 'register_config', 'make_config', 'config_from_dict', 'seed_everything', 'UserError',
+           'NotBuiltYet', 'count_params', 'set_run_config', 'launch_state', 'is_main_process', 'wait_for_everyone',
            'atomic_write_text', 'to_json', 'project_root', 'shown_path', 'read_csv_strict', 'RunDir', 'run_config',
            'bind_run_config', 'run_stage', 'TrainArgs', 'shard_batch', 'train_loop', 'default_run_dir', 'notebook_run',
            'player']
@@ -52,7 +52,8 @@ def register_config(stage: str, # name of the stage, e.g. 'backbone'
 
 # %% ../nbs/foundations/core.ipynb #549f45b1
 RUN_CONFIG: dict[str, dict] = {}  # stage -> fields a run's config file sets: they win over the scale's, a call's own overrides win over them
-TRAIN_SETTINGS = {'accum': 1, 'mixed_precision': None}  # a run's training settings for every stage (`set_run_config`'s "train" entry)
+TRAIN_DEFAULTS = {'accum': 1, 'mixed_precision': None}  # every training loop's settings when a run sets none
+TRAIN_SETTINGS = dict(TRAIN_DEFAULTS)  # a run's training settings for every stage (`set_run_config`'s "train" entry)
 
 def make_config(stage: str, # a registered stage name
                 scale: str = 'mini', # one of `SCALES`
@@ -112,7 +113,7 @@ def set_run_config(config: dict # {stage: {field: value}}, and optionally {"trai
         names = {f.name for f in fields(CONFIGS[stage][0])} - {'scale'}
         if unknown := sorted(set(fields_) - names): raise UserError(f'the run config gives {stage} unknown field(s) {unknown}')
     RUN_CONFIG.clear(); RUN_CONFIG.update({k: {f: tuple(v) if isinstance(v, list) else v for f, v in d.items()} for k, d in stages.items()})
-    TRAIN_SETTINGS.update({'accum': 1, 'mixed_precision': None, **train})
+    TRAIN_SETTINGS.update({**TRAIN_DEFAULTS, **train})
 
 # %% ../nbs/foundations/core.ipynb #15165132
 def _launched_processes() -> int:
@@ -324,7 +325,7 @@ RUN_CONFIG_FILE = 'run_config.json'  # in a run directory: the run config its st
 def run_config() -> dict:
     "The run config in force, as `set_run_config` takes it ({} when none)."
     stages = {k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()} for k, d in RUN_CONFIG.items()}
-    train = {k: v for k, v in TRAIN_SETTINGS.items() if v != {'accum': 1, 'mixed_precision': None}[k]}
+    train = {k: v for k, v in TRAIN_SETTINGS.items() if v != TRAIN_DEFAULTS[k]}
     return {**stages, **({'train': train} if train else {})}
 
 def bind_run_config(root: str|Path # an existing run directory

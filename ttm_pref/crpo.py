@@ -209,8 +209,9 @@ def ensure_knob_sweep(run: RunDir, scale: str, progress: bool = True) -> dict:
             if s0 not in scores: raise UserError(f'the knob sweep {scores} must hold the default s = {s0:g} of {folder}')
             ks = knob_sweep(model, make_codec(model.cfg), caps, tuple(scores), reward, panel, progress=progress,
                             made={s0: heldout_clips(run, folder)[0][:n]})
-            tensors.update({f'{name}.{m}': torch.tensor(ks[m]) for m in ('reward', 'listener') if np.isfinite(ks[m]).all()})  # no panel: no listener
-            models[name] = {'folder': folder, 'default': s0, **{m: _knob_summary(scores, s0, ks[m]) for m in ('reward', 'listener') if np.isfinite(ks[m]).all()}}
+            heard = [m for m in ('reward', 'listener') if np.isfinite(ks[m]).all()]  # no panel: no listener score
+            tensors.update({f'{name}.{m}': torch.tensor(ks[m]) for m in heard})
+            models[name] = {'folder': folder, 'default': s0, **{m: _knob_summary(scores, s0, ks[m]) for m in heard}}
         return tensors, cfg, {'scores': scores, 'prompts': len(caps), 'models': models}
     return run_stage(run, 'knob_sweep', build, verbose=progress)[2]
 

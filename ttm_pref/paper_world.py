@@ -4,8 +4,8 @@
 
 # %% ../nbs/foundations/paper_world.ipynb #ca4a15c6
 from __future__ import annotations
-import hashlib, json, math, os
-from dataclasses import dataclass
+import math, os
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from .core import RunDir, UserError, make_config, read_csv_strict, shown_path, atomic_write_text, is_main_process, to_json
 from .world import World, ClipSet, register_world_source
 from .encoders import load_embedder, register_embedder
-from .assets import ASSETS, asset_path, read_song_describer, heldout_prompts, read_weights
-from .mel_vae import MelVAECodec
+from .assets import ASSETS, asset_path, read_song_describer, heldout_prompts, load_mmaudio_vae, load_bigvgan
+from .mel_vae import MelVAECodec, MelVAEConfig, BigVGANConfig
 
 # %% auto #0
 __all__ = ['AUDIO_SUFFIXES', 'PAPER_WORLD_FILE', 'ASSET_CHECKS', 'load_clip', 'ClipFiles', 'cached_chunks', 'read_training_list',
@@ -209,8 +209,6 @@ def codec_configs(vae: str|Path, # `v1-16.pth`
                   vocoder: str|Path # `best_netG.pt`
                  ):
     "The sizes of the mel VAE and the vocoder, read off their files' tensor shapes (the published ones for the released files)."
-    from dataclasses import replace
-    from ttm_pref.mel_vae import MelVAEConfig, BigVGANConfig
     v, g = _tensor_shapes(Path(vae)), _tensor_shapes(Path(vocoder), 'generator')
     vae_cfg, voc_cfg = MelVAEConfig(), BigVGANConfig()
     if len(v.get('encoder.conv_in.weight', ())) == 3 and len(v.get('decoder.conv_in.weight', ())) == 3:
@@ -224,7 +222,6 @@ def load_mel_codec(vae: str|Path|None = None, # `v1-16.pth` (default: $TTM_PREF_
                    vocoder: str|Path|None = None, # `best_netG.pt` (default: $TTM_PREF_VOCODER)
                    device: str|torch.device = 'cpu') -> MelVAECodec:
     "MMAudio's mel VAE and the BigVGAN vocoder from their files, sizes read off the files."
-    from ttm_pref.assets import load_mmaudio_vae, load_bigvgan
     vae, vocoder = asset_path('TTM_PREF_VAE', vae), asset_path('TTM_PREF_VOCODER', vocoder)
     vae_cfg, voc_cfg = codec_configs(vae, vocoder)
     return MelVAECodec(load_mmaudio_vae(vae, vae_cfg, device), load_bigvgan(vocoder, voc_cfg, device))

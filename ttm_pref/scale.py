@@ -22,8 +22,8 @@ from .score_sft import ScoreBackbone, generate_scored, CHAIN_HEADS
 from .expert_iter import ExpertConfig
 from .crpo import CrpoConfig
 from .mel_vae import MelVAEConfig, BigVGANConfig, MelVAECodec
-from .assets import load_paper_text, load_mmaudio_vae, load_bigvgan
-from .paper_world import codec_configs
+from .assets import load_paper_text
+from .paper_world import codec_configs, load_mel_codec
 
 # %% auto #0
 __all__ = ['PAPER_TEXT_ASSETS', 'GPUS', 'PAPER_GPU', 'SAVED_MODELS', 'HELDOUT_SETS', 'PAPER_WEIGHTS', 'BENCH_CAPTION',
@@ -334,9 +334,8 @@ def load_paper_generator(weights: str|Path|dict|None = None, # a --weights folde
                         ) -> FluxAudioGenerator:
     "FluxAudio-S, its codec and its text encoders from the published files, every file checked before any is loaded."
     paths = weights if isinstance(weights, dict) else find_paper_weights(weights)
-    vae_cfg, voc_cfg = codec_configs(paths['vae'], paths['vocoder'])
     model = load_fluxaudio(paths['fluxaudio']).to(device)
-    codec = MelVAECodec(load_mmaudio_vae(paths['vae'], vae_cfg, device), load_bigvgan(paths['vocoder'], voc_cfg, device))
+    codec = load_mel_codec(paths['vae'], paths['vocoder'], device)
     text = load_paper_text(paths['t5'], paths['clap'], paths['roberta'], device=device, zero_padding=False)
     return FluxAudioGenerator(model, text, codec)
 

@@ -142,12 +142,11 @@ def training_set(run: RunDir, bcfg: BackboneConfig, # the run and the backbone's
 def _prepare_score_data(run, scale, bcfg, cfg):
     world = ensure_world(run, scale)
     clean = training_set(run, bcfg, world, held_null(ensure_baseline(run, scale, progress=False)))
-    enc = text_encoder_for(bcfg)
     clean['score'] = reward_scores(run)['train'].float()
     parts, share = [clean], [1.0]
     if cfg.degraded_share > 0:
         audio, caps, scores = scored_degraded_renders(run, scale)
-        parts.append({**prepare_training_data(bcfg, audio, caps, enc), 'score': scores.float()}); share = [1 - cfg.degraded_share, cfg.degraded_share]
+        parts.append({**prepare_training_data(bcfg, audio, caps, text_encoder_for(bcfg)), 'score': scores.float()}); share = [1 - cfg.degraded_share, cfg.degraded_share]
     data = {k: torch.cat([p[k] for p in parts]) for k in clean if k != 'null'}
     data['null'] = clean['null']
     data['weight'] = torch.cat([torch.full((len(p['score']),), s / len(p['score'])) for p, s in zip(parts, share)])
